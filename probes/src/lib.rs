@@ -1,0 +1,20 @@
+//! infraqual's probes and result model. Probes measure; they know nothing of
+//! HTTP, plans or plots. Each probe module exposes `Params` (serde, with
+//! defaults) and `run(&Params, &ProbeContext) -> Result<ProbeResult, ProbeError>`.
+
+pub mod context;
+pub mod error;
+pub mod histogram;
+pub mod inventory;
+pub mod profile;
+pub mod registry;
+pub mod result;
+pub mod system;
+pub mod units;
+
+pub use context::{CancelToken, ProbeContext};
+pub use error::{ProbeError, ResultError};
+pub use histogram::LatencyHistogram;
+pub use profile::Profile;
+pub use registry::ProbeName;
+pub use result::{MetricSummary, ProbeResult, Status, Verdict, SCHEMA_VERSION};
