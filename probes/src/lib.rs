@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod histogram;
 pub mod inventory;
+pub mod privilege;
 pub mod profile;
 pub mod registry;
 pub mod result;

@@ -1,1 +1,13 @@
+//! infraqual's reporting layer: the run bundle on disk, and everything
+//! rendered from it (CSV, plots, HTML). Reads only run.json, so any old run
+//! re-renders.
 
+pub mod atomic;
+pub mod bundle;
+pub mod charts;
+pub mod error;
+pub mod export;
+pub mod format;
+pub mod render;
+
+pub use error::ReportError;

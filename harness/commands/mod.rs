@@ -1,0 +1,3 @@
+pub mod probe;
+pub mod qualify;
+pub mod report;

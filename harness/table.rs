@@ -1,0 +1,100 @@
+//! Terminal tables: the verdict table `qualify` prints and the metric table
+//! of `probe`.
+
+use infraqual_probes::{ProbeResult, Verdict};
+use infraqual_reports::format;
+
+/// Left-aligned columns sized to their widest cell.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn verdict_row(node: &str, v: &Verdict) -> Vec<String> {
+    vec![
+        node.to_string(),
+        v.check.clone(),
+        v.observed
+            .map(|o| format::value(o, &v.unit))
+            .unwrap_or_else(|| "-".into()),
+        v.threshold
+            .map(|t| format::value(t, &v.unit))
+            .unwrap_or_else(|| "-".into()),
+        v.status.to_string().to_uppercase(),
+        v.note.clone(),
+    ]
+}
+
+pub const VERDICT_HEADER: [&str; 6] = ["node", "check", "observed", "threshold", "status", "note"];
+
+/// Human summary of one probe result: metrics, verdicts, warnings.
+pub fn probe_summary(result: &ProbeResult) -> String {
+    let mut out = String::new();
+    if !result.metrics.is_empty() {
+        let rows: Vec<Vec<String>> = result
+            .metrics
+            .iter()
+            .map(|(name, m)| {
+                let f = |v: u64| format::value(v as f64, &m.unit);
+                vec![
+                    name.clone(),
+                    m.count.to_string(),
+                    f(m.p50),
+                    f(m.p90),
+                    f(m.p99),
+                    f(m.p999),
+                    f(m.max),
+                ]
+            })
+            .collect();
+        out.push_str(&render(
+            &["metric", "count", "p50", "p90", "p99", "p99.9", "max"],
+            &rows,
+        ));
+        out.push('\n');
+    } else if !result.facts.is_empty() {
+        let rows: Vec<Vec<String>> = result
+            .facts
+            .iter()
+            .map(|(k, v)| vec![k.clone(), format::fact(v)])
+            .collect();
+        out.push_str(&render(&["fact", "value"], &rows));
+        out.push('\n');
+    }
+    if !result.verdicts.is_empty() {
+        let rows: Vec<Vec<String>> = result
+            .verdicts
+            .iter()
+            .map(|v| verdict_row(&result.node, v))
+            .collect();
+        out.push_str(&render(&VERDICT_HEADER, &rows));
+    }
+    for w in &result.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}

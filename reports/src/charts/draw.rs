@@ -1,0 +1,357 @@
+//! The one plotting backend: plotters, drawing the same chart to SVG (for
+//! the HTML report) and PNG (for people and tickets). Text uses the bundled
+//! DejaVu Sans through ab_glyph, so rendering never depends on system fonts.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::percentiles::percentile_points;
+use super::{Chart, ChartKind, Line, Reference};
+use crate::error::ReportError;
+use crate::format;
+
+pub const WIDTH: u32 = 900;
+pub const HEIGHT: u32 = 480;
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The bundled font is valid; a failure would only lose text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+pub fn svg(chart: &Chart) -> Result<String, ReportError> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, chart).map_err(|message| chart_err(chart, message))?;
+        root.present()
+            .map_err(|e| chart_err(chart, e.to_string()))?;
+    }
+    Ok(out)
+}
+
+pub fn png(chart: &Chart) -> Result<Vec<u8>, ReportError> {
+    register_font();
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, chart).map_err(|message| chart_err(chart, message))?;
+        root.present()
+            .map_err(|e| chart_err(chart, e.to_string()))?;
+    }
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, WIDTH, HEIGHT);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| chart_err(chart, e.to_string()))?;
+        writer
+            .write_image_data(&rgb)
+            .map_err(|e| chart_err(chart, e.to_string()))?;
+    }
+    Ok(bytes)
+}
+
+fn chart_err(chart: &Chart, message: String) -> ReportError {
+    ReportError::Chart {
+        chart: chart.id.clone(),
+        message,
+    }
+}
+
+type DrawResult = Result<(), String>;
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    match &chart.kind {
+        ChartKind::Percentiles {
+            histograms,
+            reference,
+        } => {
+            let lines: Vec<Line> = histograms
+                .iter()
+                .map(|(label, h)| Line {
+                    label: label.clone(),
+                    points: percentile_points(h),
+                })
+                .collect();
+            let x_max = lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.0))
+                .fold(1.0f64, f64::max)
+                .ceil();
+            xy_chart(
+                root,
+                &chart.title,
+                &lines,
+                reference.as_ref(),
+                Axis::Percentile { max: x_max },
+                true,
+            )
+        }
+        ChartKind::Timeline {
+            y_label,
+            lines,
+            reference,
+        } => {
+            let ns = y_label == "latency";
+            xy_chart(
+                root,
+                &chart.title,
+                lines,
+                reference.as_ref(),
+                Axis::Seconds,
+                ns,
+            )
+            .map(|_| ())
+        }
+        ChartKind::Lines {
+            x_label,
+            y_label,
+            log_x,
+            lines,
+        } => xy_chart(
+            root,
+            &chart.title,
+            lines,
+            None,
+            Axis::Numeric {
+                label: x_label.clone(),
+                log: *log_x,
+            },
+            y_label.contains("ns") || y_label == "latency",
+        ),
+    }
+}
+
+enum Axis {
+    /// log10(1/(1-q)) with percentile tick labels.
+    Percentile {
+        max: f64,
+    },
+    Seconds,
+    Numeric {
+        label: String,
+        log: bool,
+    },
+}
+
+fn percentile_label(x: f64) -> String {
+    let q = 1.0 - 10f64.powf(-x);
+    let pct = q * 100.0;
+    if x < 0.5 {
+        "0%".into()
+    } else {
+        let digits = (x.round() as usize).saturating_sub(2);
+        format!("{pct:.digits$}%")
+    }
+}
+
+/// Picks a display unit for nanosecond values so tick labels stay short.
+fn ns_scale(max_ns: f64) -> (f64, &'static str) {
+    if max_ns >= 1e9 {
+        (1e9, "s")
+    } else if max_ns >= 1e6 {
+        (1e6, "ms")
+    } else if max_ns >= 1e3 {
+        (1e3, "µs")
+    } else {
+        (1.0, "ns")
+    }
+}
+
+fn xy_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    lines: &[Line],
+    reference: Option<&Reference>,
+    x_axis: Axis,
+    y_is_ns: bool,
+) -> DrawResult {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let mut y_max = all().map(|p| p.1).fold(0.0f64, f64::max);
+    if let Some(r) = reference {
+        y_max = y_max.max(r.value * 1.05);
+    }
+    let (y_div, y_unit) = if y_is_ns { ns_scale(y_max) } else { (1.0, "") };
+    let y_top = (y_max / y_div * 1.08).max(1e-9);
+    let log_x = matches!(x_axis, Axis::Numeric { log: true, .. });
+    let transform_x = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
+    let (x_min, x_max) = match &x_axis {
+        Axis::Percentile { max } => (0.0, *max),
+        _ => {
+            let lo = all()
+                .map(|p| transform_x(p.0))
+                .fold(f64::INFINITY, f64::min);
+            let hi = all()
+                .map(|p| transform_x(p.0))
+                .fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() && hi > lo {
+                (lo, hi)
+            } else if lo.is_finite() {
+                (lo - 0.5, lo + 0.5)
+            } else {
+                (0.0, 1.0)
+            }
+        }
+    };
+    let x_desc = match &x_axis {
+        Axis::Percentile { .. } => "percentile".to_string(),
+        Axis::Seconds => "seconds since start".to_string(),
+        Axis::Numeric { label, log } => {
+            if *log {
+                format!("{label} (log scale)")
+            } else {
+                label.clone()
+            }
+        }
+    };
+
+    let mut ctx = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_min..x_max, 0.0..y_top)
+        .map_err(|e| err(&e))?;
+
+    let x_fmt = |x: &f64| match &x_axis {
+        Axis::Percentile { .. } => percentile_label(*x),
+        Axis::Numeric { log: true, .. } => format!("{:.0}", 10f64.powf(*x)),
+        _ => format::three_significant(*x),
+    };
+    let y_fmt = |y: &f64| format!("{}{}", format::three_significant(*y), y_unit);
+    let x_ticks = match &x_axis {
+        Axis::Percentile { max } => (*max as usize) + 1,
+        _ => 10,
+    };
+    ctx.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(if y_is_ns { "latency" } else { "" })
+        .x_labels(x_ticks)
+        .y_labels(8)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    for (i, line) in lines.iter().enumerate() {
+        let c = color(i);
+        let pts: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .map(|(x, y)| (transform_x(*x), y / y_div))
+            .collect();
+        let series = ctx
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|e| err(&e))?;
+        series
+            .label(line.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        if pts.len() <= 40 {
+            ctx.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    if let Some(r) = reference {
+        let y = r.value / y_div;
+        let red = RGBColor(200, 0, 0);
+        ctx.draw_series(LineSeries::new(
+            vec![(x_min, y), (x_max, y)],
+            red.stroke_width(1),
+        ))
+        .map_err(|e| err(&e))?
+        .label(format!("{} ({})", r.label, format::duration_ns(r.value)))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(1)));
+    }
+    ctx.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraqual_probes::LatencyHistogram;
+
+    fn chart() -> Chart {
+        let mut h = LatencyHistogram::new();
+        for v in 1..=2000u64 {
+            h.record(100_000 + v * 50);
+        }
+        Chart {
+            id: "fsync-fdatasync".into(),
+            title: "fsync: fdatasync latency by percentile".into(),
+            probe: "fsync".into(),
+            kind: ChartKind::Percentiles {
+                histograms: vec![("local".into(), h)],
+                reference: Some(Reference {
+                    value: 10_000_000.0,
+                    label: "fsync.fdatasync.p99 threshold".into(),
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn svg_has_text_lines_and_threshold() {
+        let s = svg(&chart()).unwrap();
+        assert!(s.starts_with("<svg"), "{}", &s[..40]);
+        assert!(s.contains("fdatasync latency by percentile"));
+        assert!(s.contains("99.9%"), "percentile tick labels");
+        assert!(s.contains("threshold"));
+        assert!(s.contains("<polyline"));
+    }
+
+    #[test]
+    fn png_is_a_real_png_with_ink() {
+        let bytes = png(&chart()).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let decoder = ::png::Decoder::new(bytes.as_slice());
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        reader.next_frame(&mut buf).unwrap();
+        let non_white = buf.chunks(3).filter(|p| p != &[255, 255, 255]).count();
+        assert!(non_white > 1000, "chart has drawn pixels: {non_white}");
+    }
+
+    #[test]
+    fn percentile_labels() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        assert_eq!(percentile_label(4.0), "99.99%");
+    }
+}

@@ -1,0 +1,79 @@
+//! Percentile distribution charts, one per metric, nodes overlaid.
+
+use std::collections::BTreeMap;
+
+use infraqual_probes::{LatencyHistogram, ProbeResult};
+
+use super::{slug, threshold_for, Chart, ChartKind, Reference};
+
+pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
+    let mut by_metric: BTreeMap<&str, (Vec<(String, LatencyHistogram)>, Option<Reference>)> =
+        BTreeMap::new();
+    for r in results {
+        for (name, summary) in &r.metrics {
+            if summary.count == 0 || summary.unit != "ns" {
+                continue;
+            }
+            let Ok(hist) = summary.histogram() else {
+                continue;
+            };
+            let entry = by_metric.entry(name).or_default();
+            entry.0.push((r.node.clone(), hist));
+            if entry.1.is_none() {
+                entry.1 = threshold_for(r, name);
+            }
+        }
+    }
+    by_metric
+        .into_iter()
+        .map(|(metric, (histograms, reference))| Chart {
+            id: slug(&format!("{probe}-{metric}")),
+            title: format!("{probe}: {metric} latency by percentile"),
+            probe: probe.to_string(),
+            kind: ChartKind::Percentiles {
+                histograms,
+                reference,
+            },
+        })
+        .collect()
+}
+
+/// (x, value) points for an HdrHistogram percentile plot: x is
+/// log10(1 / (1 - quantile)), so 1 = p90, 2 = p99, 3 = p99.9.
+pub fn percentile_points(hist: &LatencyHistogram) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    if hist.is_empty() {
+        return points;
+    }
+    // Beyond 1/count the distribution holds no more information.
+    let x_max = (hist.len() as f64).log10().max(1.0);
+    for step in hist.inner().iter_quantiles(5) {
+        let q = step.quantile_iterated_to();
+        let x = if q >= 1.0 {
+            x_max
+        } else {
+            (1.0 / (1.0 - q)).log10().min(x_max)
+        };
+        points.push((x, step.value_iterated_to() as f64));
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_rise_with_the_percentile_axis() {
+        let mut h = LatencyHistogram::new();
+        for v in 1..=10_000u64 {
+            h.record(v * 100);
+        }
+        let pts = percentile_points(&h);
+        assert!(pts.len() > 10);
+        assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        let last = pts.last().unwrap();
+        assert!((last.0 - 4.0).abs() < 1e-9, "x_max = log10(count)");
+        assert!((last.1 - 1_000_000.0).abs() / 1e6 < 0.001);
+    }
+}

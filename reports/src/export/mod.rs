@@ -1,0 +1,18 @@
+//! Export formats, one file each, behind one trait that turns a run into
+//! named byte buffers; the caller decides where and how they are written.
+
+pub mod csv;
+pub mod html;
+
+use crate::bundle::RunRecord;
+use crate::error::ReportError;
+
+/// One output file, relative to the bundle directory.
+pub struct Artifact {
+    pub relative_path: String,
+    pub bytes: Vec<u8>,
+}
+
+pub trait Exporter {
+    fn export(&self, run: &RunRecord) -> Result<Vec<Artifact>, ReportError>;
+}

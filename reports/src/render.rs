@@ -1,0 +1,51 @@
+//! Renders a bundle's CSV, plots and report.html from its RunRecord. Every
+//! artifact is produced in memory first, so a failure writes nothing.
+
+use std::path::Path;
+
+use crate::atomic;
+use crate::bundle::RunRecord;
+use crate::charts::{charts_for, draw};
+use crate::error::ReportError;
+use crate::export::csv::CsvExporter;
+use crate::export::html::{HtmlExporter, RenderedChart};
+use crate::export::{Artifact, Exporter};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub csv_files: usize,
+    pub plot_files: usize,
+}
+
+pub fn render_bundle(dir: &Path, record: &RunRecord) -> Result<Rendered, ReportError> {
+    let mut artifacts: Vec<Artifact> = CsvExporter.export(record)?;
+    let csv_files = artifacts.len();
+
+    let mut rendered = Vec::new();
+    for chart in charts_for(record) {
+        let svg = draw::svg(&chart)?;
+        artifacts.push(Artifact {
+            relative_path: format!("plots/{}.svg", chart.id),
+            bytes: svg.clone().into_bytes(),
+        });
+        artifacts.push(Artifact {
+            relative_path: format!("plots/{}.png", chart.id),
+            bytes: draw::png(&chart)?,
+        });
+        rendered.push(RenderedChart { chart, svg });
+    }
+    let plot_files = rendered.len() * 2;
+    artifacts.extend(HtmlExporter { charts: &rendered }.export(record)?);
+
+    for sub in ["csv", "plots"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| ReportError::io(&d, e))?;
+    }
+    for a in &artifacts {
+        atomic::write(&dir.join(&a.relative_path), &a.bytes)?;
+    }
+    Ok(Rendered {
+        csv_files,
+        plot_files,
+    })
+}
