@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// Re-render a run bundle's CSV, plots and report.html from its run.json.
     Report(commands::report::ReportArgs),
+    /// Run a plan: drive the agents it names and write one run bundle.
+    Run(crate::coordinator::RunArgs),
+    /// Serve this machine's probes to a coordinator (HTTP/1.1 JSON API, bearer token, optional TLS).
+    Agent(crate::agent::AgentArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +48,8 @@ pub fn main() -> ExitCode {
         Command::Qualify(args) => commands::qualify::run(&args),
         Command::Probe { probe } => commands::probe::run(&probe),
         Command::Report(args) => commands::report::run(&args),
+        Command::Agent(args) => crate::agent::run(&args),
+        Command::Run(args) => crate::coordinator::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

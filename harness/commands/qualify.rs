@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use infraqual_probes::privilege::{self, Capability};
 use infraqual_probes::{registry, ProbeContext, ProbeName, ProbeResult, Verdict};
 use infraqual_reports::bundle::{BundleWriter, RunVerdict};
 use infraqual_reports::render;
@@ -48,9 +49,54 @@ enum Step {
 }
 
 /// The parameters each probe gets from `qualify`: one line per probe.
-fn step_for(probe: ProbeName, _args: &QualifyArgs) -> Step {
+fn step_for(probe: ProbeName, args: &QualifyArgs, fsync_dir: &std::path::Path) -> Step {
+    let quick = args.quick;
     match probe {
         ProbeName::Inventory => Step::Run(json!({})),
+        ProbeName::Steal => Step::Run(json!({ "duration": if quick { "5s" } else { "30s" } })),
+        ProbeName::Fsync => Step::Run(json!({
+            "dir": fsync_dir,
+            "size": if quick { "4MiB" } else { "22MiB" },
+        })),
+        ProbeName::Services if !privilege::has(Capability::NetAdmin) => Step::Skip(
+            "needs CAP_NET_ADMIN to build its private network namespace: run as root".into(),
+        ),
+        ProbeName::Services => Step::Run(json!({
+            "counts": if quick { json!([10, 100, 1000]) } else { json!([10, 100, 1000, 5000, 10000]) },
+        })),
+    }
+}
+
+/// The fsync step's directory: --dir, or a fresh one under the current
+/// directory that is removed afterwards.
+struct FsyncDir {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl FsyncDir {
+    fn prepare(args: &QualifyArgs, needed: bool) -> Result<Self> {
+        if let Some(dir) = &args.dir {
+            if !dir.is_dir() {
+                anyhow::bail!("--dir {}: not an existing directory", dir.display());
+            }
+            return Ok(FsyncDir { path: dir.clone(), remove: false });
+        }
+        let path = std::env::current_dir()
+            .context("reading the current directory")?
+            .join(format!(".infraqual-fsync-{}", std::process::id()));
+        if needed {
+            std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        }
+        Ok(FsyncDir { path, remove: needed })
+    }
+}
+
+impl Drop for FsyncDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
@@ -65,7 +111,11 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
             .collect(),
         None => ProbeName::ALL.to_vec(),
     };
-    let steps: Vec<(ProbeName, Step)> = probes.iter().map(|p| (*p, step_for(*p, args))).collect();
+    let fsync_dir = FsyncDir::prepare(args, probes.contains(&ProbeName::Fsync))?;
+    let steps: Vec<(ProbeName, Step)> = probes
+        .iter()
+        .map(|p| (*p, step_for(*p, args, &fsync_dir.path)))
+        .collect();
 
     let plan = plan_of(args, &profile.name, &steps);
     let plan_toml = toml::to_string_pretty(&plan).context("writing the plan as TOML")?;
@@ -128,7 +178,7 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
     })
 }
 
-fn print_summary(record: &infraqual_reports::bundle::RunRecord) {
+pub fn print_summary(record: &infraqual_reports::bundle::RunRecord) {
     let mut rows = Vec::new();
     for node in &record.nodes {
         let results = node.inventory.iter().chain(node.results.iter());

@@ -2,7 +2,10 @@
 //! each turning its flags into the probe's JSON parameters (the same form a
 //! plan or an agent request carries).
 
+pub mod fsync;
 pub mod inventory;
+pub mod services;
+pub mod steal;
 
 use std::path::PathBuf;
 
@@ -36,6 +39,12 @@ pub trait ProbeArgs {
 pub enum ProbeCommand {
     /// What this machine really is: CPU, memory, hypervisor, disks, NICs, conntrack, firewall stack.
     Inventory(inventory::InventoryArgs),
+    /// Is a noisy neighbour taking my CPU? Steal counter, hiccup detector, run-queue wait.
+    Steal(steal::StealArgs),
+    /// Can this disk carry etcd's WAL? Sequential writes + fdatasync, judged against etcd's 10 ms p99.
+    Fsync(fsync::FsyncArgs),
+    /// What do 10 -> 10,000 Services cost per packet? kube-proxy layouts in a private namespace.
+    Services(services::ServicesArgs),
 }
 
 impl ProbeCommand {
@@ -46,6 +55,9 @@ impl ProbeCommand {
         }
         match self {
             ProbeCommand::Inventory(a) => parts(a),
+            ProbeCommand::Steal(a) => parts(a),
+            ProbeCommand::Fsync(a) => parts(a),
+            ProbeCommand::Services(a) => parts(a),
         }
     }
 }

@@ -42,7 +42,8 @@ impl LatencyHistogram {
     /// Records one latency; values outside 1 ns .. 1 h are clamped so that an
     /// outlier is counted rather than silently dropped.
     pub fn record(&mut self, ns: u64) {
-        self.inner.saturating_record(ns.clamp(LOWEST_NS, HIGHEST_NS));
+        self.inner
+            .saturating_record(ns.clamp(LOWEST_NS, HIGHEST_NS));
     }
 
     /// Records one latency from a paced sender, back-filling the samples a
@@ -153,7 +154,10 @@ mod tests {
     fn base64_round_trip_keeps_every_count() {
         let h = sample(&[90_000, 150_000, 150_000, 260_000, 2_500_000]);
         let text = h.to_base64().unwrap();
-        assert!(text.starts_with("HISTFAAA"), "V2 deflate cookie, got {text}");
+        assert!(
+            text.starts_with("HISTFAAA"),
+            "V2 deflate cookie, got {text}"
+        );
         let back = LatencyHistogram::from_base64(&text).unwrap();
         assert_eq!(back, h);
         assert_eq!(back.value_at_quantile(0.99), h.value_at_quantile(0.99));

@@ -4,12 +4,15 @@
 
 pub mod context;
 pub mod error;
+pub mod fsync;
 pub mod histogram;
 pub mod inventory;
 pub mod privilege;
 pub mod profile;
 pub mod registry;
 pub mod result;
+pub mod services;
+pub mod steal;
 pub mod system;
 pub mod units;
 

@@ -192,11 +192,14 @@ mod tests {
 
     #[test]
     fn bad_profiles_name_their_origin() {
-        let e = Profile::parse("name='t'\n[checks.x]\nfail='high'\nunit='ns'\n", "p.toml")
-            .unwrap_err();
+        let e =
+            Profile::parse("name='t'\n[checks.x]\nfail='high'\nunit='ns'\n", "p.toml").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:"), "{e}");
-        let e = Profile::parse("name='t'\n[checks.x]\nwarn=20\nfail=10\nunit='ns'\n", "p.toml")
-            .unwrap_err();
+        let e = Profile::parse(
+            "name='t'\n[checks.x]\nwarn=20\nfail=10\nunit='ns'\n",
+            "p.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("warn must be"), "{e}");
     }
 }

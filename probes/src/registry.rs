@@ -16,15 +16,26 @@ use crate::result::ProbeResult;
 #[serde(rename_all = "lowercase")]
 pub enum ProbeName {
     Inventory,
+    Steal,
+    Fsync,
+    Services,
 }
 
 impl ProbeName {
     /// Every probe, in the order `qualify` and `run` execute them.
-    pub const ALL: &'static [ProbeName] = &[ProbeName::Inventory];
+    pub const ALL: &'static [ProbeName] = &[
+        ProbeName::Inventory,
+        ProbeName::Steal,
+        ProbeName::Fsync,
+        ProbeName::Services,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProbeName::Inventory => "inventory",
+            ProbeName::Steal => "steal",
+            ProbeName::Fsync => "fsync",
+            ProbeName::Services => "services",
         }
     }
 
@@ -42,6 +53,45 @@ impl ProbeName {
 pub fn run(name: ProbeName, params: &Value, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
     match name {
         ProbeName::Inventory => crate::inventory::run(&parse(name, params)?, ctx),
+        ProbeName::Steal => crate::steal::run(&parse(name, params)?, ctx),
+        ProbeName::Fsync => crate::fsync::run(&parse(name, params)?, ctx),
+        ProbeName::Services => crate::services::run(&parse(name, params)?, ctx),
+    }
+}
+
+/// Checks parameters without running anything, so an agent can answer 400
+/// before it starts a job.
+pub fn validate(name: ProbeName, params: &Value) -> Result<(), ProbeError> {
+    match name {
+        ProbeName::Inventory => parse::<crate::inventory::Params>(name, params).map(|_| ()),
+        ProbeName::Steal => {
+            parse::<crate::steal::Params>(name, params).and_then(|p| p.plan().map(|_| ()))
+        }
+        ProbeName::Fsync => parse::<crate::fsync::Params>(name, params).and_then(|p| p.validate()),
+        ProbeName::Services => {
+            parse::<crate::services::Params>(name, params).and_then(|p| p.validated().map(|_| ()))
+        }
+    }
+}
+
+impl ProbeName {
+    /// Probes that load the machine (CPU or disk) and must not overlap with
+    /// another heavy probe on the same machine.
+    pub fn is_heavy(self) -> bool {
+        matches!(self.as_str(), "steal" | "fsync" | "services")
+    }
+
+    /// Directories a probe will write into, read from its parameters, so an
+    /// agent can confine them to its allowed directories.
+    pub fn writes_to(self, params: &Value) -> Vec<std::path::PathBuf> {
+        match self.as_str() {
+            "fsync" => params
+                .get("dir")
+                .and_then(Value::as_str)
+                .map(|d| vec![std::path::PathBuf::from(d)])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -51,7 +101,8 @@ fn parse<P: DeserializeOwned>(name: ProbeName, params: &Value) -> Result<P, Prob
     } else {
         params.clone()
     };
-    serde_json::from_value(value).map_err(|e| ProbeError::invalid(format!("{name} parameters"), e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| ProbeError::invalid(format!("{name} parameters"), e.to_string()))
 }
 
 impl fmt::Display for ProbeName {

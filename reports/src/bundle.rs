@@ -187,12 +187,7 @@ impl BundleWriter {
     /// Records a result (the inventory goes to the node's `inventory`) and
     /// rewrites run.json.
     pub fn add_result(&mut self, node: &str, result: ProbeResult) -> Result<(), ReportError> {
-        let entry = self.node_entry(node);
-        if result.probe == "inventory" {
-            entry.inventory = Some(result);
-        } else {
-            entry.results.push(result);
-        }
+        self.push_result(node, result);
         self.save()
     }
 
@@ -202,11 +197,26 @@ impl BundleWriter {
         probe: Option<&str>,
         message: &str,
     ) -> Result<(), ReportError> {
+        self.push_error(node, probe, message);
+        self.save()
+    }
+
+    /// Records a result without writing; call [`BundleWriter::save`] after a
+    /// batch (a fleet's results arrive by the hundred).
+    pub fn push_result(&mut self, node: &str, result: ProbeResult) {
+        let entry = self.node_entry(node);
+        if result.probe == "inventory" {
+            entry.inventory = Some(result);
+        } else {
+            entry.results.push(result);
+        }
+    }
+
+    pub fn push_error(&mut self, node: &str, probe: Option<&str>, message: &str) {
         self.node_entry(node).errors.push(NodeError {
             probe: probe.map(str::to_string),
             message: message.to_string(),
         });
-        self.save()
     }
 
     /// Stamps the end, computes the verdict, writes run.json a last time.
@@ -217,7 +227,8 @@ impl BundleWriter {
         Ok(self.record.clone())
     }
 
-    fn save(&self) -> Result<(), ReportError> {
+    /// Rewrites run.json atomically with everything recorded so far.
+    pub fn save(&self) -> Result<(), ReportError> {
         let bytes = serde_json::to_vec_pretty(&self.record).map_err(|e| ReportError::Encode {
             what: "run.json".into(),
             message: e.to_string(),

@@ -96,7 +96,10 @@ mod tests {
     fn cpu_and_memory_match_proc() {
         let r = inventory();
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
-        let threads = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+        let threads = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
         assert_eq!(r.facts["cpu_threads"], threads as u64);
         let model = cpuinfo
             .lines()
@@ -125,7 +128,11 @@ mod tests {
         assert_eq!(r.facts["clocksource"], json!(cs));
         let ct = crate::system::read_u64("/proc/sys/net/netfilter/nf_conntrack_max");
         assert_eq!(r.facts["nf_conntrack_max"], json!(ct));
-        let v = r.verdicts.iter().find(|v| v.check == CONNTRACK_CHECK).unwrap();
+        let v = r
+            .verdicts
+            .iter()
+            .find(|v| v.check == CONNTRACK_CHECK)
+            .unwrap();
         assert_eq!(v.observed, ct.map(|c| c as f64));
     }
 

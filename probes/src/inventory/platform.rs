@@ -38,7 +38,11 @@ pub fn collect(result: &mut ProbeResult) {
     result.fact("hostname", System::host_name());
     result.fact("os", System::long_os_version());
 
-    let virt = detect_hypervisor(&cpuinfo, Path::new("/sys/class/dmi/id"), Path::new("/sys/hypervisor/type"));
+    let virt = detect_hypervisor(
+        &cpuinfo,
+        Path::new("/sys/class/dmi/id"),
+        Path::new("/sys/hypervisor/type"),
+    );
     let container = detect_container();
     result.fact("virtualization", json!(virt));
     result.fact("container", container.clone());
@@ -57,7 +61,13 @@ pub fn collect(result: &mut ProbeResult) {
         read_trimmed(cs_dir.join("available_clocksource")),
     );
     if let Some(cs) = clocksource.as_deref() {
-        if !["tsc", "kvm-clock", "arch_sys_counter", "hyperv_clocksource_tsc_page"].contains(&cs)
+        if ![
+            "tsc",
+            "kvm-clock",
+            "arch_sys_counter",
+            "hyperv_clocksource_tsc_page",
+        ]
+        .contains(&cs)
         {
             result.warn(format!(
                 "clocksource is `{cs}`: reading the clock is slow here, which inflates \
@@ -186,8 +196,16 @@ mod tests {
     fn dmi_names_the_hypervisor() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sys_vendor"), "QEMU\n").unwrap();
-        std::fs::write(dir.path().join("product_name"), "Standard PC (Q35 + ICH9, 2009)\n").unwrap();
-        let v = detect_hypervisor("flags\t: fpu hypervisor sse", dir.path(), Path::new("/nonexistent"));
+        std::fs::write(
+            dir.path().join("product_name"),
+            "Standard PC (Q35 + ICH9, 2009)\n",
+        )
+        .unwrap();
+        let v = detect_hypervisor(
+            "flags\t: fpu hypervisor sse",
+            dir.path(),
+            Path::new("/nonexistent"),
+        );
         assert!(v.hypervisor_flag);
         assert_eq!(v.hypervisor.as_deref(), Some("kvm"));
         assert_eq!(v.dmi_vendor.as_deref(), Some("QEMU"));
@@ -195,14 +213,22 @@ mod tests {
 
     #[test]
     fn bare_metal_has_no_hypervisor() {
-        let v = detect_hypervisor("flags\t: fpu sse", Path::new("/nonexistent"), Path::new("/nonexistent"));
+        let v = detect_hypervisor(
+            "flags\t: fpu sse",
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        );
         assert!(!v.hypervisor_flag);
         assert_eq!(v.hypervisor, None);
     }
 
     #[test]
     fn microvm_without_dmi_is_named_as_such() {
-        let v = detect_hypervisor("flags : hypervisor", Path::new("/nonexistent"), Path::new("/nonexistent"));
+        let v = detect_hypervisor(
+            "flags : hypervisor",
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        );
         assert!(v.hypervisor.unwrap().contains("microVM"));
     }
 }

@@ -96,7 +96,11 @@ pub fn list(sys_block: &Path) -> Vec<BlockDevice> {
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["loop", "ram", "zram", "nbd"].iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            !["loop", "ram", "zram", "nbd"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
         .collect();
     names.sort();
     names.iter().map(|n| describe(sys_block, n)).collect()
@@ -174,7 +178,10 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dev = std::fs::metadata("/").unwrap().dev();
         let disks = disks_under(Path::new("/sys"), libc::major(dev), libc::minor(dev));
-        let listed: Vec<String> = list(Path::new("/sys/block")).into_iter().map(|d| d.name).collect();
+        let listed: Vec<String> = list(Path::new("/sys/block"))
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         for d in &disks {
             assert!(listed.contains(d), "{d} not in {listed:?}");
         }

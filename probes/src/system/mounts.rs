@@ -71,9 +71,7 @@ fn unescape(field: &str) -> String {
 /// st_dev; among several (bind mounts), the longest mount point that is a
 /// prefix of the canonical path.
 pub fn mount_of(path: &Path) -> Result<MountEntry, ProbeError> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| ProbeError::io(path, e))?;
+    let canonical = path.canonicalize().map_err(|e| ProbeError::io(path, e))?;
     let meta = std::fs::metadata(&canonical).map_err(|e| ProbeError::io(&canonical, e))?;
     let dev = meta.dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));

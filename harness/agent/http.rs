@@ -1,0 +1,194 @@
+//! The agent's HTTP routes (/v1/health, /v1/inventory, /v1/jobs, /metrics):
+//! authentication, body limits, and JSON in and out.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use infraqual_probes::{registry, ProbeContext, ProbeName, Profile};
+use serde::Serialize;
+
+use super::auth::Token;
+use super::jobs::{Jobs, StartError};
+use super::metrics;
+use crate::api::{ApiError, Health, JobCreated, JobRequest, VERSION};
+
+/// Largest request body accepted: job requests are small JSON documents.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub struct AgentState {
+    pub token: Option<Token>,
+    pub jobs: Jobs,
+    pub node: String,
+    pub profile: Profile,
+    pub echo_port: Option<u16>,
+    pub netns: Option<String>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    json(
+        status,
+        &ApiError {
+            error: message.into(),
+        },
+    )
+}
+
+pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    if let Some(token) = &state.token {
+        let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+        if !token.accepts(header) {
+            let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            resp.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            return Ok(resp);
+        }
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let reply = match (method, path.as_str()) {
+        (Method::GET, "/v1/health") => health(&state),
+        (Method::GET, "/v1/inventory") => inventory(&state).await,
+        (Method::POST, "/v1/jobs") => start_job(&state, req).await,
+        (Method::GET, "/metrics") => {
+            let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
+                &state.jobs,
+                &state.node,
+            ))));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        (method, p) if p.starts_with("/v1/jobs/") => {
+            let id = &p["/v1/jobs/".len()..];
+            match method {
+                Method::GET => match state.jobs.poll(id) {
+                    Some(status) => json(StatusCode::OK, &status),
+                    None => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+                },
+                Method::DELETE => {
+                    if state.jobs.cancel(id, "cancelled by the coordinator") {
+                        json(
+                            StatusCode::OK,
+                            &serde_json::json!({"id": id, "cancelled": true}),
+                        )
+                    } else {
+                        error(StatusCode::NOT_FOUND, format!("no job {id}"))
+                    }
+                }
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET or DELETE"),
+            }
+        }
+        (_, "/v1/health" | "/v1/inventory" | "/v1/jobs" | "/metrics") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
+    };
+    Ok(reply)
+}
+
+fn health(state: &AgentState) -> Reply {
+    json(
+        StatusCode::OK,
+        &Health {
+            version: VERSION.to_string(),
+            node: state.node.clone(),
+            probes: ProbeName::ALL.iter().map(|p| p.to_string()).collect(),
+            echo_port: state.echo_port,
+            netns: state.netns.clone(),
+        },
+    )
+}
+
+/// Runs the inventory on a fresh thread (which may enter the agent's netns;
+/// a pooled thread must never change namespace).
+async fn inventory(state: &AgentState) -> Reply {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut ctx = ProbeContext::new(&state.node, state.profile.clone());
+    ctx.cancel = ctx
+        .cancel
+        .with_deadline(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    let netns = state.netns.clone();
+    let spawned = std::thread::Builder::new()
+        .name("inventory".into())
+        .spawn(move || {
+            let outcome = match netns {
+                Some(ns) => crate::netns::enter(&ns).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+            .and_then(|_| {
+                registry::run(ProbeName::Inventory, &serde_json::Value::Null, &ctx)
+                    .map_err(|e| e.to_string())
+            });
+            let _ = tx.send(outcome);
+        });
+    if let Err(e) = spawned {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot start a thread: {e}"),
+        );
+    }
+    match rx.await {
+        Ok(Ok(result)) => json(StatusCode::OK, &result),
+        Ok(Err(message)) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "inventory thread died"),
+    }
+}
+
+async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY} bytes"),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {MAX_BODY} bytes"),
+            )
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
+    let job: JobRequest = match serde_json::from_slice(&body) {
+        Ok(job) => job,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}")),
+    };
+    match state.jobs.start(job) {
+        Ok(id) => json(StatusCode::CREATED, &JobCreated { id }),
+        Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),
+        Err(StartError::Busy(m)) => error(StatusCode::CONFLICT, m),
+    }
+}

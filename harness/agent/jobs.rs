@@ -1,0 +1,287 @@
+//! The agent's jobs: each runs a probe on its own OS thread, holds a lease
+//! that the coordinator's polls renew, and has a hard deadline. A job whose
+//! lease runs out is cancelled, and its probe removes what it made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
+
+use crate::api::{JobRequest, JobState, JobStatus};
+
+/// Finished jobs nobody fetched are forgotten after this long.
+const FINISHED_TTL: Duration = Duration::from_secs(300);
+/// Bound on remembered jobs, so a misbehaving client cannot grow memory.
+const MAX_JOBS: usize = 1024;
+/// Leases shorter than this would expire between two ordinary polls.
+const MIN_LEASE: Duration = Duration::from_secs(2);
+const MAX_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
+/// Why a job could not be started: each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Busy(String),
+}
+
+struct Job {
+    probe: ProbeName,
+    state: JobState,
+    started: Instant,
+    last_seen: Instant,
+    lease: Duration,
+    finished: Option<Instant>,
+    cancel: CancelToken,
+    result: Option<ProbeResult>,
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Table {
+    jobs: HashMap<String, Job>,
+    next_id: u64,
+    /// Newest result per probe, for /metrics.
+    latest: BTreeMap<String, ProbeResult>,
+}
+
+#[derive(Clone)]
+pub struct Jobs {
+    table: Arc<Mutex<Table>>,
+    node: String,
+    profile: Arc<Profile>,
+    allow_dirs: Arc<Vec<PathBuf>>,
+    netns: Option<String>,
+}
+
+impl Jobs {
+    pub fn new(
+        node: String,
+        profile: Profile,
+        allow_dirs: Vec<PathBuf>,
+        netns: Option<String>,
+    ) -> Self {
+        Jobs {
+            table: Arc::default(),
+            node,
+            profile: Arc::new(profile),
+            allow_dirs: Arc::new(allow_dirs),
+            netns,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panicking job thread must not take the agent down with it.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn start(&self, req: JobRequest) -> Result<String, StartError> {
+        registry::validate(req.probe, &req.params)
+            .map_err(|e| StartError::BadRequest(e.to_string()))?;
+        for dir in req.probe.writes_to(&req.params) {
+            self.check_allowed(&dir)?;
+        }
+        let lease = Duration::from_millis(req.lease_ms).max(MIN_LEASE);
+        let deadline = Duration::from_millis(req.deadline_ms).min(MAX_DEADLINE);
+
+        let mut table = self.lock();
+        if req.probe.is_heavy() {
+            if let Some((id, job)) = table
+                .jobs
+                .iter()
+                .find(|(_, j)| j.state == JobState::Running && j.probe.is_heavy())
+            {
+                return Err(StartError::Busy(format!(
+                    "busy: job {id} ({}) is running; one heavy probe at a time",
+                    job.probe
+                )));
+            }
+        }
+        if table.jobs.len() >= MAX_JOBS {
+            return Err(StartError::Busy(format!(
+                "busy: {MAX_JOBS} jobs remembered; fetch or cancel some first"
+            )));
+        }
+        table.next_id += 1;
+        let id = format!("{}-{}", req.probe, table.next_id);
+        let now = Instant::now();
+        let cancel = CancelToken::new().with_deadline(now + deadline);
+        table.jobs.insert(
+            id.clone(),
+            Job {
+                probe: req.probe,
+                state: JobState::Running,
+                started: now,
+                last_seen: now,
+                lease,
+                finished: None,
+                cancel: cancel.clone(),
+                result: None,
+                error: None,
+            },
+        );
+        drop(table);
+
+        let mut ctx = ProbeContext::new(&self.node, (*self.profile).clone());
+        ctx.cancel = cancel;
+        let jobs = self.clone();
+        let job_id = id.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("job-{id}"))
+            .spawn(move || {
+                let outcome = match &jobs.netns {
+                    Some(ns) => crate::netns::enter(ns)
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| {
+                            registry::run(req.probe, &req.params, &ctx).map_err(|e| e.to_string())
+                        }),
+                    None => registry::run(req.probe, &req.params, &ctx).map_err(|e| e.to_string()),
+                };
+                jobs.finish(&job_id, outcome);
+            });
+        if let Err(e) = spawned {
+            self.finish(&id, Err(format!("cannot start a thread: {e}")));
+        }
+        Ok(id)
+    }
+
+    fn check_allowed(&self, dir: &Path) -> Result<(), StartError> {
+        if self.allow_dirs.is_empty() {
+            return Err(StartError::Forbidden(format!(
+                "{}: this agent allows no directories (start it with --allow-dir)",
+                dir.display()
+            )));
+        }
+        // Resolve symlinks and `..` so a path cannot escape its allowed root.
+        let resolved = dir
+            .canonicalize()
+            .map_err(|e| StartError::BadRequest(format!("{}: {e}", dir.display())))?;
+        if self.allow_dirs.iter().any(|a| resolved.starts_with(a)) {
+            Ok(())
+        } else {
+            Err(StartError::Forbidden(format!(
+                "{}: outside the agent's allowed directories",
+                dir.display()
+            )))
+        }
+    }
+
+    fn finish(&self, id: &str, outcome: Result<ProbeResult, String>) {
+        let mut table = self.lock();
+        let mut latest = None;
+        if let Some(job) = table.jobs.get_mut(id) {
+            job.finished = Some(Instant::now());
+            match outcome {
+                Ok(result) => {
+                    job.state = JobState::Done;
+                    latest = Some(result.clone());
+                    job.result = Some(result);
+                }
+                Err(message) => {
+                    job.state = if job.cancel.is_cancelled() {
+                        JobState::Cancelled
+                    } else {
+                        JobState::Failed
+                    };
+                    if job.error.is_none() {
+                        job.error = Some(message);
+                    }
+                }
+            }
+        }
+        if let Some(result) = latest {
+            table.latest.insert(result.probe.clone(), result);
+        }
+    }
+
+    /// A poll: renews the lease and reports the job.
+    pub fn poll(&self, id: &str) -> Option<JobStatus> {
+        let mut table = self.lock();
+        let job = table.jobs.get_mut(id)?;
+        job.last_seen = Instant::now();
+        Some(JobStatus {
+            id: id.to_string(),
+            probe: job.probe,
+            state: job.state,
+            elapsed_ms: job.started.elapsed().as_millis() as u64,
+            result: job.result.clone(),
+            error: job.error.clone(),
+        })
+    }
+
+    pub fn cancel(&self, id: &str, reason: &str) -> bool {
+        let mut table = self.lock();
+        match table.jobs.get_mut(id) {
+            Some(job) => {
+                if job.state == JobState::Running {
+                    job.error = Some(reason.to_string());
+                    job.cancel.cancel();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels running jobs whose lease expired and forgets old finished ones.
+    pub fn reap(&self) {
+        let now = Instant::now();
+        let mut table = self.lock();
+        for (id, job) in table.jobs.iter_mut() {
+            if job.state == JobState::Running && now.duration_since(job.last_seen) > job.lease {
+                tracing::warn!(job = %id, "lease expired: cancelling");
+                job.error = Some(format!(
+                    "cancelled: no poll for {} s (lease expired)",
+                    job.lease.as_secs()
+                ));
+                job.cancel.cancel();
+            }
+        }
+        table.jobs.retain(|_, j| {
+            j.finished
+                .is_none_or(|f| now.duration_since(f) < FINISHED_TTL)
+        });
+    }
+
+    pub fn running(&self) -> usize {
+        self.lock()
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running)
+            .count()
+    }
+
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for j in self.lock().jobs.values() {
+            let key = match j.state {
+                JobState::Running => "running",
+                JobState::Done => "done",
+                JobState::Failed => "failed",
+                JobState::Cancelled => "cancelled",
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn latest(&self) -> Vec<ProbeResult> {
+        self.lock().latest.values().cloned().collect()
+    }
+
+    /// Cancels everything and waits (bounded) for the probes to clean up.
+    pub fn shutdown(&self, wait: Duration) {
+        for job in self.lock().jobs.values() {
+            job.cancel.cancel();
+        }
+        let until = Instant::now() + wait;
+        while self.running() > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `infraqual agent`: serves the probes of this machine to a coordinator
+//! over HTTP/1.1 (optionally TLS), one job per probe run.
+
+mod auth;
+mod http;
+mod jobs;
+mod metrics;
+mod tls;
+
+pub use auth::{generate as generate_token, Token};
+pub use tls::client_config as tls_client_config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::exit::Outcome;
+use crate::probe_args::load_profile;
+use http::AgentState;
+use jobs::Jobs;
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Address to serve on, e.g. 0.0.0.0:7070 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// File holding the bearer token every request must carry (required
+    /// unless listening on loopback only).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A directory the fsync probe may write in (repeatable); none: no writes.
+    #[arg(long = "allow-dir", value_name = "DIR")]
+    pub allow_dirs: Vec<PathBuf>,
+    /// Node name reported in results (default: the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Run probes inside this network namespace (/run/netns/NAME).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Write the bound address here once listening.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// Threshold profile for verdicts: a built-in name (etcd) or a TOML file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "etcd")]
+    pub profile: String,
+}
+
+/// Everything the server needs, validated: bad input fails here, before
+/// anything listens.
+pub struct AgentConfig {
+    pub listen: SocketAddr,
+    pub state: AgentState,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub ready_file: Option<PathBuf>,
+}
+
+impl AgentConfig {
+    pub fn from_args(args: &AgentArgs) -> Result<Self> {
+        let token = args.token_file.as_deref().map(Token::load).transpose()?;
+        if token.is_none() && !args.listen.ip().is_loopback() {
+            bail!(
+                "--listen {}: refusing to serve beyond loopback without --token-file",
+                args.listen
+            );
+        }
+        let mut allow_dirs = Vec::new();
+        for d in &args.allow_dirs {
+            let canonical = d
+                .canonicalize()
+                .with_context(|| format!("--allow-dir {}", d.display()))?;
+            if !canonical.is_dir() {
+                bail!("--allow-dir {}: not a directory", d.display());
+            }
+            allow_dirs.push(canonical);
+        }
+        if let Some(ns) = &args.netns {
+            if !crate::netns::path_of(ns).exists() {
+                bail!("--netns {ns}: no such network namespace (see `ip netns list`)");
+            }
+        }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        let profile = load_profile(&args.profile)?;
+        let node = args
+            .node
+            .clone()
+            .unwrap_or_else(|| sysinfo_hostname().unwrap_or_else(|| "agent".to_string()));
+        let jobs = Jobs::new(
+            node.clone(),
+            profile.clone(),
+            allow_dirs,
+            args.netns.clone(),
+        );
+        Ok(AgentConfig {
+            listen: args.listen,
+            state: AgentState {
+                token,
+                jobs,
+                node,
+                profile,
+                echo_port: None,
+                netns: args.netns.clone(),
+            },
+            tls,
+            ready_file: args.ready_file.clone(),
+        })
+    }
+}
+
+fn sysinfo_hostname() -> Option<String> {
+    infraqual_probes::system::read_trimmed("/proc/sys/kernel/hostname")
+}
+
+pub fn run(args: &AgentArgs) -> Result<Outcome> {
+    let config = AgentConfig::from_args(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("--listen {}", config.listen))?;
+        serve(listener, config, shutdown_signal()).await
+    })?;
+    Ok(Outcome::Pass)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Serves until `shutdown` resolves, then cancels every job and waits for
+/// the probes to clean up.
+pub async fn serve(
+    listener: TcpListener,
+    config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let local = listener.local_addr().context("reading the bound address")?;
+    if let Some(path) = &config.ready_file {
+        infraqual_reports::atomic::write(path, local.to_string().as_bytes())
+            .with_context(|| format!("--ready-file {}", path.display()))?;
+    }
+    tracing::info!(%local, "agent listening");
+    let state = Arc::new(config.state);
+    let reaper_jobs = state.jobs.clone();
+    let reaper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            reaper_jobs.reap();
+        }
+    });
+    let tls = config.tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| http::handle(Arc::clone(&state), req));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            let served = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => builder.serve_connection(TokioIo::new(s), service).await,
+                    Err(e) => {
+                        tracing::debug!("TLS handshake: {e}");
+                        return;
+                    }
+                },
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    reaper.abort();
+    let jobs = state.jobs.clone();
+    let _ = tokio::task::spawn_blocking(move || jobs.shutdown(Duration::from_secs(20))).await;
+    if let Some(path) = &config.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The agent's JSON API under /v1/, shared by the agent and the coordinator.
+
+use infraqual_probes::{ProbeName, ProbeResult};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Agent and coordinator must come from the same release: the result
+/// contract and parameters are checked by both sides.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub version: String,
+    pub node: String,
+    pub probes: Vec<String>,
+    /// UDP and TCP echo responder port for the network probes, if running.
+    pub echo_port: Option<u16>,
+    /// The network namespace probes run in, if not the agent's own.
+    pub netns: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub probe: ProbeName,
+    #[serde(default)]
+    pub params: Value,
+    /// The job is cancelled when no poll arrives for this long.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Hard limit on the job's run time.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+}
+
+pub fn default_lease_ms() -> u64 {
+    15_000
+}
+
+pub fn default_deadline_ms() -> u64 {
+    30 * 60 * 1000
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobCreated {
+    pub id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub probe: ProbeName,
+    pub state: JobState,
+    pub elapsed_ms: u64,
+    #[serde(default)]
+    pub result: Option<ProbeResult>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}

@@ -1,0 +1,101 @@
+//! One probe run on one agent: start the job, poll it (which renews its
+//! lease) until it ends, cancel it if the coordinator is stopped.
+
+use std::time::{Duration, Instant};
+
+use infraqual_probes::{CancelToken, ProbeName, ProbeResult};
+use serde_json::Value;
+
+use super::client::{AgentClient, ClientError};
+use crate::api::{JobCreated, JobRequest, JobState, JobStatus};
+
+/// The agent cancels a job when no poll came for this long.
+pub const LEASE: Duration = Duration::from_secs(10);
+const FIRST_POLL: Duration = Duration::from_millis(25);
+const MAX_POLL: Duration = Duration::from_millis(1000);
+/// Consecutive failed polls before the agent counts as gone.
+const POLL_FAILURES: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The agent refused the job or its probe failed: the agent is fine.
+    #[error("{0}")]
+    Probe(String),
+    /// The agent stopped answering: skip it from now on.
+    #[error("{0}")]
+    AgentLost(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+pub async fn run_job(
+    client: &AgentClient,
+    probe: ProbeName,
+    params: Value,
+    deadline: Duration,
+    cancel: &CancelToken,
+) -> Result<ProbeResult, JobError> {
+    let request = JobRequest {
+        probe,
+        params,
+        lease_ms: LEASE.as_millis() as u64,
+        deadline_ms: deadline.as_millis() as u64,
+    };
+    let created: JobCreated = client.post("/v1/jobs", &request).await.map_err(classify)?;
+    let path = format!("/v1/jobs/{}", created.id);
+    let started = Instant::now();
+    let give_up = deadline + LEASE * 2;
+    let mut interval = FIRST_POLL;
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(MAX_POLL);
+        if cancel.is_cancelled() {
+            let _ = client.delete(&path).await;
+            return Err(JobError::Cancelled);
+        }
+        if started.elapsed() > give_up {
+            let _ = client.delete(&path).await;
+            return Err(JobError::Probe(format!(
+                "{probe} on {} did not finish within {} s",
+                client.name,
+                give_up.as_secs()
+            )));
+        }
+        match client.get::<JobStatus>(&path).await {
+            Ok(status) => {
+                failures = 0;
+                match status.state {
+                    JobState::Running => continue,
+                    JobState::Done => {
+                        return status.result.ok_or_else(|| {
+                            JobError::Probe(format!("{probe}: the agent reported no result"))
+                        })
+                    }
+                    JobState::Failed | JobState::Cancelled => {
+                        return Err(JobError::Probe(
+                            status.error.unwrap_or_else(|| format!("{probe} failed")),
+                        ))
+                    }
+                }
+            }
+            Err(e) if e.is_unreachable() => {
+                failures += 1;
+                if failures >= POLL_FAILURES {
+                    return Err(JobError::AgentLost(format!(
+                        "agent stopped answering during {probe}: {e}"
+                    )));
+                }
+            }
+            Err(e) => return Err(classify(e)),
+        }
+    }
+}
+
+fn classify(e: ClientError) -> JobError {
+    if e.is_unreachable() {
+        JobError::AgentLost(e.to_string())
+    } else {
+        JobError::Probe(e.to_string())
+    }
+}

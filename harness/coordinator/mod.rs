@@ -1,0 +1,336 @@
+//! `infraqual run PLAN.toml`: drives the plan's agents phase by phase
+//! (inventory, then each probe in ProbeName::ALL order), all agents of a
+//! phase at once, each result written into the bundle as it arrives. An agent
+//! that fails is reported and skipped; the others finish.
+
+mod client;
+mod collector;
+mod job;
+pub mod plan;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use infraqual_probes::{CancelToken, ProbeName};
+use infraqual_reports::bundle::BundleWriter;
+use infraqual_reports::render;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::api::{Health, VERSION};
+use crate::exit::Outcome;
+use client::AgentClient;
+use collector::{Collector, Event};
+use job::{run_job, JobError};
+use plan::{is_pairwise, Plan};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The plan: agents, probes and thresholds (see configs/).
+    pub plan: PathBuf,
+    /// Where run bundles go (overrides the plan's `out`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &RunArgs) -> Result<Outcome> {
+    let plan = Plan::load(&args.plan)?;
+    let out = args
+        .out
+        .clone()
+        .or_else(|| plan.out.clone())
+        .unwrap_or_else(|| PathBuf::from("runs"));
+    let clients: Vec<Arc<AgentClient>> = plan
+        .agents
+        .iter()
+        .map(|a| AgentClient::new(a).map(Arc::new))
+        .collect::<Result<_>>()?;
+
+    let mut bundle = BundleWriter::create(&out, &plan.text, plan.as_json(), plan.profile.clone())
+        .with_context(|| format!("--out {}", out.display()))?;
+    for agent in &plan.agents {
+        bundle.add_node(&agent.name, agent.labels.clone());
+    }
+    bundle.save()?;
+    let dir = bundle.dir().to_path_buf();
+    let (events, collector) = Collector::start(bundle);
+
+    let cancel = crate::signals::cancel_on_signals();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let orchestra = Orchestra {
+        plan: Arc::new(plan),
+        clients,
+        failed: Arc::default(),
+        health: Arc::default(),
+        events,
+        cancel,
+        progress: MultiProgress::with_draw_target(draw_target()),
+    };
+    runtime.block_on(orchestra.run());
+    drop(orchestra);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+
+    let mut bundle = collector.finish()?;
+    let record = bundle.finish()?;
+    render::render_bundle(&dir, &record).with_context(|| format!("rendering {}", dir.display()))?;
+    crate::commands::qualify::print_summary(&record);
+    println!("report: {}", dir.join("report.html").display());
+    Ok(Outcome::from_verdict(record.verdict))
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+struct Orchestra {
+    plan: Arc<Plan>,
+    clients: Vec<Arc<AgentClient>>,
+    /// Agents that failed; later phases skip them.
+    failed: Arc<Mutex<HashSet<String>>>,
+    health: Arc<Mutex<BTreeMap<String, Health>>>,
+    events: std::sync::mpsc::Sender<Event>,
+    cancel: CancelToken,
+    progress: MultiProgress,
+}
+
+impl Orchestra {
+    async fn run(&self) {
+        self.connect().await;
+        self.phase(ProbeName::Inventory, &json!({})).await;
+        for (probe, params) in &self.plan.probes {
+            if *probe == ProbeName::Inventory {
+                continue;
+            }
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if is_pairwise(*probe) {
+                self.pairwise_phase(*probe, params).await;
+            } else {
+                self.phase(*probe, params).await;
+            }
+        }
+    }
+
+    fn bar(&self, label: &str, len: usize) -> ProgressBar {
+        let bar = self.progress.add(ProgressBar::new(len as u64));
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} ({elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    fn alive(&self) -> Vec<Arc<AgentClient>> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        self.clients
+            .iter()
+            .filter(|c| !failed.contains(&c.name))
+            .cloned()
+            .collect()
+    }
+
+    fn fail_agent(&self, name: &str, probe: Option<ProbeName>, message: String) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        let _ = self.events.send(Event::Error {
+            node: name.to_string(),
+            probe: probe.map(|p| p.to_string()),
+            message,
+        });
+    }
+
+    /// Health and version of every agent, all at once.
+    async fn connect(&self) {
+        let bar = self.bar("connect", self.clients.len());
+        let mut set = JoinSet::new();
+        for client in self.clients.clone() {
+            set.spawn(async move {
+                let health = client.get::<Health>("/v1/health").await;
+                (client, health)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            bar.inc(1);
+            let Ok((client, health)) = joined else {
+                continue;
+            };
+            match health {
+                Ok(h) if h.version != VERSION => self.fail_agent(
+                    &client.name,
+                    None,
+                    format!(
+                        "agent {} runs infraqual {} but the coordinator is {VERSION}: use one release",
+                        client.name, h.version
+                    ),
+                ),
+                Ok(h) => {
+                    self.health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(client.name.clone(), h);
+                }
+                Err(e) => self.fail_agent(&client.name, None, e.to_string()),
+            }
+        }
+        bar.finish();
+    }
+
+    /// One probe on every live agent at once. Phases run one after another,
+    /// so heavy probes (steal, fsync) never overlap on a machine.
+    async fn phase(&self, probe: ProbeName, params: &Value) {
+        let agents = self.alive();
+        let bar = self.bar(probe.as_str(), agents.len());
+        let mut set = JoinSet::new();
+        for client in agents {
+            let params = params.clone();
+            let cancel = self.cancel.clone();
+            set.spawn(async move {
+                let outcome = run_job(
+                    &client,
+                    probe,
+                    params.clone(),
+                    deadline_for(probe, &params),
+                    &cancel,
+                )
+                .await;
+                (client, outcome)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            bar.inc(1);
+            let Ok((client, outcome)) = joined else {
+                continue;
+            };
+            self.record(&client.name, probe, outcome);
+        }
+        bar.finish();
+    }
+
+    fn record(
+        &self,
+        node: &str,
+        probe: ProbeName,
+        outcome: Result<infraqual_probes::ProbeResult, JobError>,
+    ) {
+        match outcome {
+            Ok(result) => {
+                let _ = self.events.send(Event::Result {
+                    node: node.to_string(),
+                    result: Box::new(result),
+                });
+            }
+            Err(JobError::AgentLost(message)) => self.fail_agent(node, Some(probe), message),
+            Err(JobError::Probe(message)) => {
+                let _ = self.events.send(Event::Error {
+                    node: node.to_string(),
+                    probe: Some(probe.to_string()),
+                    message,
+                });
+            }
+            Err(JobError::Cancelled) => {
+                let _ = self.events.send(Event::Error {
+                    node: node.to_string(),
+                    probe: Some(probe.to_string()),
+                    message: "cancelled (the coordinator was interrupted)".into(),
+                });
+            }
+        }
+    }
+
+    /// Network probes: one job per source agent, sources one at a time so
+    /// their traffic does not disturb each other's latencies.
+    async fn pairwise_phase(&self, probe: ProbeName, plan_params: &Value) {
+        let agents = self.alive();
+        let bar = self.bar(probe.as_str(), agents.len());
+        for source in &agents {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let params = self.pairwise_params(&source.name, plan_params);
+            let outcome = match params {
+                Ok(params) => {
+                    run_job(
+                        source,
+                        probe,
+                        params.clone(),
+                        deadline_for(probe, &params),
+                        &self.cancel,
+                    )
+                    .await
+                }
+                Err(message) => Err(JobError::Probe(message)),
+            };
+            self.record(&source.name, probe, outcome);
+            bar.inc(1);
+        }
+        bar.finish();
+    }
+
+    /// Targets for a source: every other live agent on every requested path
+    /// it has an address for, at its echo port.
+    fn pairwise_params(&self, source: &str, plan_params: &Value) -> Result<Value, String> {
+        let mut params = plan_params.as_object().cloned().unwrap_or_default();
+        let paths: Option<Vec<String>> = params
+            .remove("paths")
+            .and_then(|p| serde_json::from_value(p).ok());
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut targets = Vec::new();
+        for agent in &self.plan.agents {
+            if agent.name == source || failed.contains(&agent.name) {
+                continue;
+            }
+            let Some(port) = health.get(&agent.name).and_then(|h| h.echo_port) else {
+                continue;
+            };
+            for (path, address) in &agent.addresses {
+                if paths.as_ref().is_some_and(|p| !p.contains(path)) {
+                    continue;
+                }
+                targets.push(json!({
+                    "node": agent.name, "path": path, "address": address.to_string(), "port": port,
+                }));
+            }
+        }
+        if targets.is_empty() {
+            return Err("no targets: no other live agent with an echo responder and an address on the requested paths".into());
+        }
+        params.insert("targets".into(), Value::Array(targets));
+        Ok(Value::Object(params))
+    }
+}
+
+/// The hard deadline a job gets: its own duration, where it has one, plus
+/// generous room; never unbounded.
+fn deadline_for(probe: ProbeName, params: &Value) -> Duration {
+    let own = params
+        .get("duration")
+        .and_then(Value::as_str)
+        .and_then(|d| d.parse::<infraqual_probes::units::HumanDuration>().ok())
+        .map(|d| d.0);
+    match (probe, own) {
+        (ProbeName::Inventory, _) => Duration::from_secs(120),
+        (_, Some(d)) => d * 2 + Duration::from_secs(120),
+        _ => Duration::from_secs(30 * 60),
+    }
+}

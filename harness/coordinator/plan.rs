@@ -1,0 +1,311 @@
+//! Plan files (DESIGN.md "Plan files"): TOML naming the agents, the probes
+//! with their parameters, the threshold profile and the output directory.
+//! Every error names the file, line and column.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use infraqual_probes::{registry, ProbeName, Profile};
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct PlanError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    name: Spanned<String>,
+    #[serde(default)]
+    profile: Option<Spanned<String>>,
+    #[serde(default)]
+    out: Option<String>,
+    #[serde(default)]
+    agents: Vec<Spanned<AgentEntry>>,
+    #[serde(default)]
+    probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentEntry {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    addresses: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentPlan {
+    pub name: String,
+    pub url: hyper::Uri,
+    pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub labels: BTreeMap<String, String>,
+    pub addresses: BTreeMap<String, std::net::IpAddr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub text: String,
+    pub name: String,
+    pub profile: Profile,
+    pub out: Option<PathBuf>,
+    pub agents: Vec<AgentPlan>,
+    /// Probe parameters as written, in execution order (ProbeName::ALL).
+    pub probes: Vec<(ProbeName, Value)>,
+}
+
+struct Locator<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> PlanError {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        PlanError {
+            file: self.file.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, &file, base).map(|mut p| {
+            p.path = path.to_path_buf();
+            p
+        })
+    }
+
+    /// Parses and validates; relative paths in the plan are taken from `base`.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
+        let loc = Locator {
+            file: file.to_string(),
+            text,
+        };
+        let raw: PlanFile = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            loc.at(span, e.message().trim().replace('\n', " "))
+        })?;
+
+        let profile = match &raw.profile {
+            None => Profile::default(),
+            Some(spec) => match Profile::builtin(spec.get_ref()) {
+                Some(p) => p,
+                None => {
+                    let p = base.join(spec.get_ref());
+                    Profile::load(&p).map_err(|e| loc.at(spec.span(), e.to_string()))?
+                }
+            },
+        };
+
+        if raw.agents.is_empty() {
+            return Err(loc.at(0..0, "the plan names no [[agents]]"));
+        }
+        let mut agents: Vec<AgentPlan> = Vec::new();
+        for entry in &raw.agents {
+            let a = entry.get_ref();
+            let name = a.name.get_ref().trim().to_string();
+            if name.is_empty() || name.contains(['/', ' ']) {
+                return Err(loc.at(a.name.span(), "agent names are one word without `/`"));
+            }
+            if agents.iter().any(|x| x.name == name) {
+                return Err(loc.at(a.name.span(), format!("agent `{name}` is named twice")));
+            }
+            let url: hyper::Uri = a
+                .url
+                .get_ref()
+                .parse()
+                .map_err(|e| loc.at(a.url.span(), format!("invalid url: {e}")))?;
+            match (url.scheme_str(), url.host(), url.port_u16()) {
+                (Some("http" | "https"), Some(_), Some(_)) => {}
+                _ => {
+                    return Err(loc.at(
+                        a.url.span(),
+                        "url must be http(s)://HOST:PORT, e.g. https://203.0.113.10:7070",
+                    ))
+                }
+            }
+            let token = match &a.token_file {
+                Some(tf) => {
+                    let p = base.join(tf.get_ref());
+                    let t = std::fs::read_to_string(&p)
+                        .map_err(|e| loc.at(tf.span(), format!("{}: {e}", p.display())))?;
+                    Some(t.trim().to_string())
+                }
+                None => None,
+            };
+            let ca_file = match &a.ca_file {
+                Some(ca) => {
+                    let p = base.join(ca.get_ref());
+                    if !p.is_file() {
+                        return Err(loc.at(ca.span(), format!("{}: no such file", p.display())));
+                    }
+                    if url.scheme_str() != Some("https") {
+                        return Err(loc.at(ca.span(), "ca_file needs an https:// url"));
+                    }
+                    Some(p)
+                }
+                None => None,
+            };
+            let mut addresses = BTreeMap::new();
+            for (path_name, addr) in &a.addresses {
+                let ip = addr.get_ref().parse().map_err(|_| {
+                    loc.at(
+                        addr.span(),
+                        format!("address `{}` is not an IP address", addr.get_ref()),
+                    )
+                })?;
+                addresses.insert(path_name.clone(), ip);
+            }
+            agents.push(AgentPlan {
+                name,
+                url,
+                token,
+                ca_file,
+                labels: a.labels.clone(),
+                addresses,
+            });
+        }
+
+        let mut probes = Vec::new();
+        for (key, table) in &raw.probes {
+            let probe: ProbeName = key
+                .get_ref()
+                .parse()
+                .map_err(|e: String| loc.at(key.span(), e))?;
+            let params = serde_json::to_value(table.get_ref())
+                .map_err(|e| loc.at(table.span(), e.to_string()))?;
+            if !is_pairwise(probe) {
+                registry::validate(probe, &params)
+                    .map_err(|e| loc.at(table.span(), e.to_string()))?;
+            }
+            probes.push((probe, params));
+        }
+        probes.sort_by_key(|(p, _)| ProbeName::ALL.iter().position(|x| x == p));
+
+        Ok(Plan {
+            path: PathBuf::from(file),
+            text: text.to_string(),
+            name: raw.name.into_inner(),
+            profile,
+            out: raw.out.map(|o| base.join(o)),
+            agents,
+            probes,
+        })
+    }
+
+    /// The plan as JSON for run.json.
+    pub fn as_json(&self) -> Value {
+        let probes: serde_json::Map<String, Value> = self
+            .probes
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.clone()))
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "profile": self.profile.name,
+            "agents": self.agents.iter().map(|a| serde_json::json!({
+                "name": a.name,
+                "url": a.url.to_string(),
+                "labels": a.labels,
+                "addresses": a.addresses,
+            })).collect::<Vec<_>>(),
+            "probes": probes,
+        })
+    }
+}
+
+/// Probes measured between agents; the coordinator builds their targets.
+pub fn is_pairwise(probe: ProbeName) -> bool {
+    matches!(probe.as_str(), "rtt" | "mtu")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Plan, PlanError> {
+        Plan::parse(text, "plan.toml", Path::new("/nonexistent"))
+    }
+
+    const AGENT: &str = "[[agents]]\nname = \"a\"\nurl = \"http://127.0.0.1:7070\"\n";
+
+    #[test]
+    fn minimal_plan_parses_in_probe_order() {
+        let p = parse(&format!("name = \"t\"\n{AGENT}[probes.inventory]\n")).unwrap();
+        assert_eq!(p.name, "t");
+        assert_eq!(p.agents[0].url.port_u16(), Some(7070));
+        assert_eq!(p.probes[0].0, ProbeName::Inventory);
+        assert_eq!(p.profile.name, "etcd");
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let e = parse("name = \"t\"\n[[agents]]\nname = = 1\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("plan.toml", 3), "{e}");
+        assert!(e.to_string().starts_with("plan.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_probe_points_at_its_key() {
+        let e = parse(&format!("name = \"t\"\n{AGENT}[probes.warp]\nx = 1\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 9), "{e}");
+        assert!(e.message.contains("unknown probe `warp`"));
+    }
+
+    #[test]
+    fn bad_url_and_duplicate_agents_are_located() {
+        let e = parse("name = \"t\"\n[[agents]]\nname = \"a\"\nurl = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = parse(&format!("name = \"t\"\n{AGENT}{AGENT}")).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("named twice"));
+    }
+
+    #[test]
+    fn missing_token_file_is_located() {
+        let e = parse(
+            "name = \"t\"\n[[agents]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"nope.token\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("nope.token"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = parse(&format!("name = \"t\"\ncolour = 1\n{AGENT}")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+}

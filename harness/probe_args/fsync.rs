@@ -1,0 +1,99 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use infraqual_probes::fsync::{Mode, Params};
+use infraqual_probes::units::{ByteSize, HumanDuration};
+use infraqual_probes::ProbeName;
+use serde_json::Value;
+
+use super::{CommonArgs, ProbeArgs};
+
+#[derive(Args, Debug)]
+pub struct FsyncArgs {
+    /// Directory on the disk to qualify (the probe writes only in a fresh
+    /// subdirectory of it and removes it on every exit path).
+    #[arg(long, value_name = "PATH")]
+    pub dir: PathBuf,
+    /// Bytes to write in total (fio's --size).
+    #[arg(long, value_name = "SIZE", default_value = "22MiB")]
+    pub size: ByteSize,
+    /// Bytes per write or WAL entry (fio's --bs).
+    #[arg(long, value_name = "BYTES", default_value = "2300")]
+    pub block_size: ByteSize,
+    /// fio-etcd: fdatasync after every write, as the fio recipe; etcd-wal:
+    /// preallocated 64 MB segments, batched aligned flushes, one sync per batch.
+    #[arg(long, value_enum, default_value = "fio-etcd")]
+    pub mode: ModeArg,
+    /// Syncs per second on a steady schedule (e.g. 200 or 200/s); default back to back.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Stop after this long even if --size is not written yet.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<HumanDuration>,
+    /// Measure on tmpfs/ramfs or a RAM disk anyway (proves nothing about a disk).
+    #[arg(long)]
+    pub allow_volatile: bool,
+    /// etcd-wal: entries per fdatasync.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub entries_per_sync: u32,
+    /// etcd-wal: bytes per preallocated segment.
+    #[arg(long, value_name = "SIZE", default_value = "64000000")]
+    pub segment_size: ByteSize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ModeArg {
+    FioEtcd,
+    EtcdWal,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let number = s.trim().trim_end_matches("/s");
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("invalid rate `{s}` (expected syncs per second, e.g. 200 or 200/s)"))
+}
+
+impl ProbeArgs for FsyncArgs {
+    const PROBE: ProbeName = ProbeName::Fsync;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn params(&self) -> Result<Value> {
+        let params = Params {
+            dir: self.dir.clone(),
+            size: self.size,
+            block_size: self.block_size,
+            mode: match self.mode {
+                ModeArg::FioEtcd => Mode::FioEtcd,
+                ModeArg::EtcdWal => Mode::EtcdWal,
+            },
+            rate: self.rate,
+            duration: self.duration,
+            allow_volatile: self.allow_volatile,
+            entries_per_sync: self.entries_per_sync,
+            segment_size: self.segment_size,
+        };
+        serde_json::to_value(params).context("fsync parameters")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_accepts_a_number_with_or_without_per_second() {
+        assert_eq!(parse_rate("200"), Ok(200.0));
+        assert_eq!(parse_rate("2.5/s"), Ok(2.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+}

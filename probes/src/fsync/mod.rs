@@ -1,0 +1,229 @@
+//! The fsync probe: can this disk carry etcd's WAL? Sequential appends with
+//! an fdatasync per write (fio's etcd recipe) or per batch (etcd's own WAL),
+//! every write and sync timed, judged against etcd's 10 ms p99 bound, on a
+//! device the result names.
+
+mod device;
+mod etcd_wal;
+mod fio_etcd;
+mod guard;
+mod params;
+mod recorder;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::context::ProbeContext;
+use crate::error::ProbeError;
+use crate::result::ProbeResult;
+
+pub use device::{locate, volatile_reason, Storage};
+pub use guard::WORK_PREFIX;
+pub use params::{Mode, Params, ETCD_SEGMENT_BYTES};
+use recorder::{Outcome, Recorder};
+
+pub const NAME: &str = "fsync";
+pub const CHECK: &str = "fsync.fdatasync.p99";
+
+/// etcd's hardware guide: sequential IOPS for a minimal and for a heavily
+/// loaded cluster.
+pub const ETCD_MIN_IOPS: f64 = 50.0;
+pub const ETCD_LOADED_IOPS: f64 = 500.0;
+
+pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+    let started = Instant::now();
+    params.validate()?;
+    let dir = existing_dir(&params.dir)?;
+    let storage = device::locate(&dir)?;
+    if let Some(reason) = &storage.volatile {
+        if !params.allow_volatile {
+            return Err(ProbeError::invalid(
+                "dir",
+                format!(
+                    "{} is refused: {reason}, so its fdatasync proves nothing about a disk \
+                     (pass allow_volatile / --allow-volatile to measure it anyway)",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    let free = guard::check_free_space(&dir, params.bytes_needed())?;
+    ctx.cancel.check(NAME)?;
+
+    let mut result = ProbeResult::new(NAME, &ctx.node);
+    if let Value::Object(map) = serde_json::to_value(params).unwrap_or(Value::Null) {
+        result.params = map;
+    }
+    result.param("dir", dir.display().to_string());
+    device::add_facts(&mut result, &storage);
+    result.fact("free_bytes_before", free);
+    if let Some(reason) = &storage.volatile {
+        result.fact("volatile", true);
+        result.warn(format!(
+            "measured on volatile storage ({reason}): the numbers say nothing about a disk"
+        ));
+    }
+
+    let work = guard::WorkDir::create(&dir)?;
+    let measured = measure(params, work.path(), ctx);
+    // Remove the files before looking at the outcome: every exit path cleans.
+    let removal = work.remove();
+    let (rec, outcome) = measured?;
+    if let Err(e) = removal {
+        result.warn(format!("could not remove the probe's files: {e}"));
+    }
+
+    add_measurements(&mut result, params, &storage, &rec, &outcome)?;
+    let p99 = rec.fdatasync.value_at_quantile(0.99);
+    let mut verdict = ctx.profile.judge(CHECK, p99 as f64);
+    let guidance = iops_guidance(rec.syncs_per_sec(), params.rate.is_some());
+    verdict.note = if verdict.note.is_empty() {
+        guidance.clone()
+    } else {
+        format!("{}; {guidance}", verdict.note)
+    };
+    result.fact("etcd_iops_guidance", guidance);
+    result.verdicts.push(verdict);
+    result.finish(started);
+    Ok(result)
+}
+
+/// The directory, canonical; it must exist (the probe creates only its own
+/// subdirectory inside it).
+fn existing_dir(dir: &Path) -> Result<std::path::PathBuf, ProbeError> {
+    let canonical = dir.canonicalize().map_err(|e| {
+        ProbeError::invalid("dir", format!("{}: {e}", dir.display()))
+    })?;
+    if !canonical.is_dir() {
+        return Err(ProbeError::invalid(
+            "dir",
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    Ok(canonical)
+}
+
+/// Runs the mode's writer loop on its own OS thread.
+fn measure(
+    params: &Params,
+    work: &Path,
+    ctx: &ProbeContext,
+) -> Result<(Recorder, Outcome), ProbeError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("iq-fsync-writer".into())
+            .spawn_scoped(scope, || {
+                let mut rec = Recorder::new(
+                    params.rate,
+                    params.time_limit(),
+                    params.duration.is_some(),
+                );
+                let outcome = match params.mode {
+                    Mode::FioEtcd => fio_etcd::run(params, work, &ctx.cancel, &mut rec),
+                    Mode::EtcdWal => etcd_wal::run(params, work, &ctx.cancel, &mut rec),
+                }?;
+                Ok((rec, outcome))
+            })
+            .map_err(|e| ProbeError::Failed {
+                probe: NAME.into(),
+                message: format!("cannot start the writer thread: {e}"),
+            })?;
+        handle.join().map_err(|_| ProbeError::Failed {
+            probe: NAME.into(),
+            message: "the writer thread panicked".into(),
+        })?
+    })
+}
+
+fn add_measurements(
+    result: &mut ProbeResult,
+    params: &Params,
+    storage: &Storage,
+    rec: &Recorder,
+    outcome: &Outcome,
+) -> Result<(), ProbeError> {
+    result.metric("fdatasync", &rec.fdatasync, "ns")?;
+    result.metric("write", &rec.write, "ns")?;
+    if let Some(rollover) = &outcome.rollover {
+        result.metric("rollover", rollover, "ns")?;
+    }
+    result
+        .series
+        .insert("per_second_p99_ns".into(), rec.per_second_p99.clone());
+    result
+        .series
+        .insert("per_second_syncs".into(), rec.per_second_syncs.clone());
+
+    result.fact("mode", params.mode.as_str());
+    let pattern = match params.rate {
+        Some(rate) => {
+            result.fact("rate_per_sec", rate);
+            if let Some(p) = &rec.pacer {
+                result.fact("paced_late_ops", p.late);
+            }
+            "paced"
+        }
+        None => "back-to-back",
+    };
+    result.fact("pattern", pattern);
+    result.fact("syncs", rec.syncs);
+    result.fact("writes", rec.writes);
+    result.fact("bytes_written", rec.bytes);
+    result.fact("syncs_per_sec", round2(rec.syncs_per_sec()));
+    result.fact("measured_ms", rec.elapsed().as_millis() as u64);
+    result.fact("stopped_by", outcome.stopped_by.as_str());
+    result.fact("preallocation", outcome.prealloc.as_str());
+    if params.mode == Mode::EtcdWal {
+        result.fact("segments", outcome.segments);
+        result.fact("entries_per_sync", params.entries_per_sync);
+    }
+    if outcome.stopped_by == recorder::StopReason::TimeLimit {
+        result.warn(format!(
+            "stopped after the default time limit of {} s before writing all of size {}",
+            params.time_limit().as_secs(),
+            params.size
+        ));
+    }
+    if rec.syncs < 100 {
+        result.warn(format!(
+            "only {} fdatasync calls were measured: p99 rests on very few samples",
+            rec.syncs
+        ));
+    }
+    if storage.volatile.is_none() {
+        let p50 = rec.fdatasync.value_at_quantile(0.50);
+        if let Some(w) = device::implausible_flush_warning(&storage.disks, p50) {
+            result.warn(w);
+        }
+    }
+    Ok(())
+}
+
+/// Where the measured syncs per second stand against etcd's sequential IOPS
+/// guidance (a paced run measures the rate asked for, not the capacity).
+fn iops_guidance(syncs_per_sec: f64, paced: bool) -> String {
+    if paced {
+        return format!(
+            "{syncs_per_sec:.0} syncs/s at the paced rate (not a capacity figure; etcd's guide \
+             asks for {ETCD_MIN_IOPS:.0} sequential IOPS minimum, {ETCD_LOADED_IOPS:.0} for a \
+             heavily loaded cluster)"
+        );
+    }
+    let standing = if syncs_per_sec >= ETCD_LOADED_IOPS {
+        "meets etcd's 500 sequential IOPS for a heavily loaded cluster"
+    } else if syncs_per_sec >= ETCD_MIN_IOPS {
+        "meets etcd's 50 sequential IOPS minimum, below the 500 for a heavily loaded cluster"
+    } else {
+        "below etcd's 50 sequential IOPS minimum"
+    };
+    format!("{syncs_per_sec:.0} syncs/s back to back: {standing}")
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

@@ -1,0 +1,261 @@
+//! First-packet latency: the time of a blocking TCP connect() to a service
+//! VIP, from a dedicated thread inside the node namespace. Only a
+//! connection's first packet (the SYN, conntrack state NEW) walks the NAT
+//! rules; everything after it follows the conntrack entry. So every sample is
+//! a new socket with a kernel-chosen ephemeral port: a new 5-tuple, hence a
+//! new conntrack entry and a full rule walk, which is what KEP-3866's
+//! "first packet latency" measures. The socket is then closed with RST
+//! (SO_LINGER 0) so no TIME_WAIT piles up and a reused tuple meets a CLOSEd
+//! conntrack entry, which conntrack replaces with a NEW one.
+//!
+//! Positions are sampled round-robin (front, middle, end, front, ...) so that
+//! drift on a noisy machine spreads over all of them alike.
+
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use super::sandbox::{enter, Netns};
+use crate::context::CancelToken;
+use crate::error::ProbeError;
+use crate::histogram::LatencyHistogram;
+
+/// A connect that has not completed in this long has failed (a broken
+/// layout would otherwise hang in SYN retries for minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Consecutive failures after which sampling stops with an error.
+const MAX_CONSECUTIVE_FAILURES: u32 = 5;
+
+/// Per-target connect latencies from one sampling run.
+#[derive(Debug)]
+pub struct Sampled {
+    pub histograms: Vec<LatencyHistogram>,
+    /// The endpoint index each target answered with before timing started.
+    pub identities: Vec<u8>,
+    pub failures: u64,
+    /// Stopped by the time limit before all samples were taken.
+    pub truncated: bool,
+}
+
+/// Sampling plan for one service count.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub targets: Vec<SocketAddrV4>,
+    pub warmup: u32,
+    pub samples: u32,
+    pub time_limit: Duration,
+}
+
+/// Runs `plan` from a fresh thread inside `ns` and waits for it.
+pub fn sample(ns: &Netns, plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
+    let ns_file = ns.open()?;
+    let ns_name = ns.name().to_string();
+    let plan = plan.clone();
+    let cancel = cancel.clone();
+    let handle = std::thread::Builder::new()
+        .name("iq-svc-connect".into())
+        .spawn(move || -> Result<Sampled, ProbeError> {
+            enter(&ns_file).map_err(|e| failed(format!("setns into {ns_name}: {e}")))?;
+            drop(ns_file);
+            run_plan(&plan, &cancel)
+        })
+        .map_err(|e| failed(format!("cannot start the connect thread: {e}")))?;
+    handle
+        .join()
+        .map_err(|_| failed("the connect thread panicked".into()))?
+}
+
+/// Which endpoints `target` reaches over `attempts` connections (tests use
+/// it to prove the layout really DNATs to every endpoint).
+#[cfg(test)]
+pub fn identify_many(
+    ns: &Netns,
+    target: SocketAddrV4,
+    attempts: u32,
+) -> Result<Vec<u8>, ProbeError> {
+    let ns_file = ns.open()?;
+    let handle = std::thread::spawn(move || -> Result<Vec<u8>, ProbeError> {
+        enter(&ns_file).map_err(|e| failed(format!("setns: {e}")))?;
+        (0..attempts)
+            .map(|_| identify(&sockaddr(target)).map_err(|e| failed(format!("{target}: {e}"))))
+            .collect()
+    });
+    handle
+        .join()
+        .map_err(|_| failed("the identify thread panicked".into()))?
+}
+
+fn failed(message: String) -> ProbeError {
+    ProbeError::Failed {
+        probe: super::NAME.into(),
+        message,
+    }
+}
+
+fn run_plan(plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
+    let addrs: Vec<libc::sockaddr_in> = plan.targets.iter().map(|t| sockaddr(*t)).collect();
+    // Ground truth first: each target must reach a real endpoint.
+    let mut identities = Vec::with_capacity(addrs.len());
+    for (addr, target) in addrs.iter().zip(&plan.targets) {
+        let id = identify(addr).map_err(|e| {
+            failed(format!(
+                "service {target} does not reach an endpoint (layout not DNATing?): {e}"
+            ))
+        })?;
+        identities.push(id);
+    }
+
+    let mut histograms = vec![LatencyHistogram::new(); addrs.len()];
+    let mut failures = 0u64;
+    let mut consecutive = 0u32;
+    let mut truncated = false;
+    let deadline = Instant::now() + plan.time_limit;
+    for round in 0..plan.warmup + plan.samples {
+        if cancel.is_cancelled() {
+            return Err(ProbeError::Cancelled {
+                probe: super::NAME.into(),
+            });
+        }
+        if Instant::now() >= deadline {
+            truncated = true;
+            break;
+        }
+        for (slot, addr) in addrs.iter().enumerate() {
+            match connect_once(addr) {
+                Ok(ns) => {
+                    consecutive = 0;
+                    if round >= plan.warmup {
+                        histograms[slot].record(ns);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    consecutive += 1;
+                    if consecutive >= MAX_CONSECUTIVE_FAILURES {
+                        return Err(failed(format!(
+                            "{consecutive} connects in a row failed, last to {}: {e}",
+                            plan.targets[slot]
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Sampled {
+        histograms,
+        identities,
+        failures,
+        truncated,
+    })
+}
+
+fn sockaddr(target: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: target.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*target.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A TCP socket with connect and receive timeouts, closed on drop.
+struct Socket(libc::c_int);
+
+impl Socket {
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: plain socket(2); the fd is owned by the returned guard.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let socket = Socket(fd);
+        let timeout = libc::timeval {
+            tv_sec: CONNECT_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SO_SNDTIMEO bounds a blocking connect(), SO_RCVTIMEO the read.
+        socket.set(libc::SO_SNDTIMEO, &timeout)?;
+        socket.set(libc::SO_RCVTIMEO, &timeout)?;
+        Ok(socket)
+    }
+
+    fn set<T>(&self, option: libc::c_int, value: &T) -> std::io::Result<()> {
+        // SAFETY: value points at a live T of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0,
+                libc::SOL_SOCKET,
+                option,
+                (value as *const T).cast(),
+                std::mem::size_of::<T>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    fn connect(&self, addr: &libc::sockaddr_in) -> std::io::Result<()> {
+        // SAFETY: addr is a valid sockaddr_in of the length passed.
+        let rc = unsafe {
+            libc::connect(
+                self.0,
+                (addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Close with RST instead of FIN (no TIME_WAIT).
+    fn abort(self) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let _ = self.set(libc::SO_LINGER, &linger);
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd and close it once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// One timed connect, in ns. Socket setup and teardown are outside the
+/// timed span; inside it is only the connect(2) syscall.
+fn connect_once(addr: &libc::sockaddr_in) -> std::io::Result<u64> {
+    let socket = Socket::new()?;
+    let started = Instant::now();
+    let connected = socket.connect(addr);
+    let elapsed = started.elapsed();
+    connected?;
+    socket.abort();
+    Ok(elapsed.as_nanos() as u64)
+}
+
+/// Connects and reads the endpoint's one-byte identity.
+fn identify(addr: &libc::sockaddr_in) -> std::io::Result<u8> {
+    let socket = Socket::new()?;
+    socket.connect(addr)?;
+    let mut byte = 0u8;
+    // SAFETY: reading one byte into a live u8.
+    let n = unsafe { libc::recv(socket.0, (&mut byte as *mut u8).cast(), 1, 0) };
+    match n {
+        1 => Ok(byte),
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed without an identity byte",
+        )),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}

@@ -1,0 +1,58 @@
+//! Helpers for the end-to-end tests: run the real binary, capture output.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn infraqual() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infraqual"));
+    cmd.env_remove("INFRAQUAL_LOG");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_in(args, None)
+}
+
+pub fn run_in(args: &[&str], cwd: Option<&Path>) -> Run {
+    let mut cmd = infraqual();
+    cmd.args(args);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let out: Output = cmd.output().expect("the infraqual binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The single bundle directory a run created under `out`.
+pub fn only_bundle(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out dir exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one bundle in {}: {dirs:?}", out.display());
+    dirs[0].clone()
+}
+
+/// Bad input: exit 2 and exactly one line on stderr.
+pub fn assert_one_line_error(r: &Run, needle: &str) {
+    assert_eq!(r.code, 2, "exit code 2 expected; stderr: {}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got: {:?}", lines);
+    assert!(
+        lines[0].contains(needle),
+        "error line should mention `{needle}`: {}",
+        lines[0]
+    );
+}
