@@ -16,12 +16,23 @@ fn qualify_inventory_writes_a_complete_bundle() {
     assert!(r.stdout.contains("verdict: PASS"), "{}", r.stdout);
 
     let bundle = only_bundle(out.path());
-    for f in ["plan.toml", "run.json", "report.html", "csv/inventory.csv", "csv/verdicts.csv"] {
-        assert!(bundle.join(f).is_file(), "{f} missing in {}", bundle.display());
+    for f in [
+        "plan.toml",
+        "run.json",
+        "report.html",
+        "csv/inventory.csv",
+        "csv/verdicts.csv",
+    ] {
+        assert!(
+            bundle.join(f).is_file(),
+            "{f} missing in {}",
+            bundle.display()
+        );
     }
     assert!(bundle.join("plots").is_dir());
     assert!(
-        r.stdout.contains(&bundle.join("report.html").display().to_string()),
+        r.stdout
+            .contains(&bundle.join("report.html").display().to_string()),
         "the report path is printed"
     );
 
@@ -43,9 +54,15 @@ fn qualify_inventory_writes_a_complete_bundle() {
     assert!(html.contains("Verdicts") && html.contains("Inventory"));
     assert!(html.contains("nf_conntrack_max"));
     assert!(!html.contains("<script"), "no scripts in the report");
-    assert!(!html.contains("http://") && !html.contains("https://"), "no network references");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no network references"
+    );
 
-    let leftovers: Vec<_> = walk(&bundle).into_iter().filter(|p| p.contains(".tmp-")).collect();
+    let leftovers: Vec<_> = walk(&bundle)
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
 
@@ -70,7 +87,16 @@ fn probe_inventory_json_is_the_contract() {
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["probe"], "inventory");
     assert_eq!(v["node"], "local");
-    for key in ["started_at", "duration_ms", "params", "facts", "metrics", "series", "verdicts", "warnings"] {
+    for key in [
+        "started_at",
+        "duration_ms",
+        "params",
+        "facts",
+        "metrics",
+        "series",
+        "verdicts",
+        "warnings",
+    ] {
         assert!(v.get(key).is_some(), "{key} missing");
     }
     assert!(v["facts"]["cpu_threads"].as_u64().unwrap() >= 1);
@@ -79,7 +105,13 @@ fn probe_inventory_json_is_the_contract() {
 #[test]
 fn report_rerenders_a_bundle_from_run_json_alone() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(&["qualify", "--probes", "inventory", "--out", out.path().to_str().unwrap()]);
+    let r = run(&[
+        "qualify",
+        "--probes",
+        "inventory",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let bundle = only_bundle(out.path());
     let html_before = std::fs::read_to_string(bundle.join("report.html")).unwrap();
@@ -100,14 +132,26 @@ fn report_rerenders_a_bundle_from_run_json_alone() {
 #[test]
 fn unknown_probe_is_one_line_and_exit_2_with_nothing_written() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(&["qualify", "--probes", "inventory,bogus", "--out", out.path().to_str().unwrap()]);
+    let r = run(&[
+        "qualify",
+        "--probes",
+        "inventory,bogus",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     assert_one_line_error(&r, "unknown probe `bogus`");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
 
 #[test]
 fn unwritable_out_is_one_line_and_exit_2() {
-    let r = run(&["qualify", "--probes", "inventory", "--out", "/proc/infraqual-cannot-write"]);
+    let r = run(&[
+        "qualify",
+        "--probes",
+        "inventory",
+        "--out",
+        "/proc/infraqual-cannot-write",
+    ]);
     assert_one_line_error(&r, "/proc/infraqual-cannot-write");
 }
 
@@ -121,7 +165,11 @@ fn unknown_profile_is_one_line_and_exit_2() {
 fn bad_profile_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("strict.toml");
-    std::fs::write(&p, "name = 'strict'\n[checks.x]\nfail = 'high'\nunit = 'ns'\n").unwrap();
+    std::fs::write(
+        &p,
+        "name = 'strict'\n[checks.x]\nfail = 'high'\nunit = 'ns'\n",
+    )
+    .unwrap();
     let r = run(&["probe", "inventory", "--profile", p.to_str().unwrap()]);
     assert_one_line_error(&r, "strict.toml");
 }
@@ -132,7 +180,11 @@ fn report_on_missing_or_corrupt_bundle_is_exit_2_and_writes_nothing() {
     let r = run(&["report", dir.path().join("nope").to_str().unwrap()]);
     assert_one_line_error(&r, "run.json");
 
-    std::fs::write(dir.path().join("run.json"), "{\"schema_version\": 1, \"nodes\": [").unwrap();
+    std::fs::write(
+        dir.path().join("run.json"),
+        "{\"schema_version\": 1, \"nodes\": [",
+    )
+    .unwrap();
     let r = run(&["report", dir.path().to_str().unwrap()]);
     assert_one_line_error(&r, "not a valid run.json");
     assert!(!dir.path().join("report.html").exists());
@@ -160,7 +212,12 @@ fn a_failed_check_exits_1_and_the_report_says_fail() {
     .unwrap();
     let out = dir.path().join("runs");
     let r = run(&[
-        "qualify", "--probes", "inventory", "--profile", p.to_str().unwrap(), "--out",
+        "qualify",
+        "--probes",
+        "inventory",
+        "--profile",
+        p.to_str().unwrap(),
+        "--out",
         out.to_str().unwrap(),
     ]);
     let has_conntrack = std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists();

@@ -28,28 +28,42 @@ pub enum JobError {
     Cancelled,
 }
 
+/// What the coordinator asks of one job.
+pub struct JobSpec {
+    pub probe: ProbeName,
+    pub params: Value,
+    pub deadline: Duration,
+    pub lease: Duration,
+}
+
 pub async fn run_job(
     client: &AgentClient,
-    probe: ProbeName,
-    params: Value,
-    deadline: Duration,
+    spec: JobSpec,
     cancel: &CancelToken,
 ) -> Result<ProbeResult, JobError> {
+    let JobSpec {
+        probe,
+        params,
+        deadline,
+        lease,
+    } = spec;
     let request = JobRequest {
         probe,
         params,
-        lease_ms: LEASE.as_millis() as u64,
+        lease_ms: lease.as_millis() as u64,
         deadline_ms: deadline.as_millis() as u64,
     };
     let created: JobCreated = client.post("/v1/jobs", &request).await.map_err(classify)?;
     let path = format!("/v1/jobs/{}", created.id);
     let started = Instant::now();
-    let give_up = deadline + LEASE * 2;
+    let give_up = deadline + lease * 2;
+    // Polls must come well within the lease, or the agent cancels the job.
+    let max_poll = MAX_POLL.min(lease / 4);
     let mut interval = FIRST_POLL;
     let mut failures = 0;
     loop {
         tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(MAX_POLL);
+        interval = (interval * 2).min(max_poll);
         if cancel.is_cancelled() {
             let _ = client.delete(&path).await;
             return Err(JobError::Cancelled);

@@ -26,7 +26,7 @@ use crate::api::{Health, VERSION};
 use crate::exit::Outcome;
 use client::AgentClient;
 use collector::{Collector, Event};
-use job::{run_job, JobError};
+use job::{run_job, JobError, JobSpec};
 use plan::{is_pairwise, Plan};
 
 #[derive(Args, Debug)]
@@ -200,19 +200,19 @@ impl Orchestra {
     async fn phase(&self, probe: ProbeName, params: &Value) {
         let agents = self.alive();
         let bar = self.bar(probe.as_str(), agents.len());
+        let lease = self.plan.lease;
         let mut set = JoinSet::new();
         for client in agents {
             let params = params.clone();
             let cancel = self.cancel.clone();
             set.spawn(async move {
-                let outcome = run_job(
-                    &client,
+                let spec = JobSpec {
                     probe,
-                    params.clone(),
-                    deadline_for(probe, &params),
-                    &cancel,
-                )
-                .await;
+                    deadline: deadline_for(probe, &params),
+                    params,
+                    lease,
+                };
+                let outcome = run_job(&client, spec, &cancel).await;
                 (client, outcome)
             });
         }
@@ -269,14 +269,13 @@ impl Orchestra {
             let params = self.pairwise_params(&source.name, plan_params);
             let outcome = match params {
                 Ok(params) => {
-                    run_job(
-                        source,
+                    let spec = JobSpec {
                         probe,
-                        params.clone(),
-                        deadline_for(probe, &params),
-                        &self.cancel,
-                    )
-                    .await
+                        deadline: deadline_for(probe, &params),
+                        params,
+                        lease: self.plan.lease,
+                    };
+                    run_job(source, spec, &self.cancel).await
                 }
                 Err(message) => Err(JobError::Probe(message)),
             };

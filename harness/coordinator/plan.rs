@@ -28,6 +28,9 @@ struct PlanFile {
     profile: Option<Spanned<String>>,
     #[serde(default)]
     out: Option<String>,
+    /// How long an agent keeps a job alive without hearing from us.
+    #[serde(default)]
+    lease: Option<Spanned<String>>,
     #[serde(default)]
     agents: Vec<Spanned<AgentEntry>>,
     #[serde(default)]
@@ -66,6 +69,7 @@ pub struct Plan {
     pub name: String,
     pub profile: Profile,
     pub out: Option<PathBuf>,
+    pub lease: std::time::Duration,
     pub agents: Vec<AgentPlan>,
     /// Probe parameters as written, in execution order (ProbeName::ALL).
     pub probes: Vec<(ProbeName, Value)>,
@@ -126,6 +130,22 @@ impl Plan {
                     Profile::load(&p).map_err(|e| loc.at(spec.span(), e.to_string()))?
                 }
             },
+        };
+
+        let lease = match &raw.lease {
+            None => super::job::LEASE,
+            Some(text) => {
+                let d = text
+                    .get_ref()
+                    .parse::<infraqual_probes::units::HumanDuration>()
+                    .map_err(|e| loc.at(text.span(), e))?
+                    .0;
+                if d < std::time::Duration::from_secs(2) || d > std::time::Duration::from_secs(600)
+                {
+                    return Err(loc.at(text.span(), "lease must be between 2s and 10m"));
+                }
+                d
+            }
         };
 
         if raw.agents.is_empty() {
@@ -219,6 +239,7 @@ impl Plan {
             name: raw.name.into_inner(),
             profile,
             out: raw.out.map(|o| base.join(o)),
+            lease,
             agents,
             probes,
         })

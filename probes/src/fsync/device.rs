@@ -13,8 +13,21 @@ use crate::system::mounts::{self, MountEntry, VOLATILE_FS};
 
 /// Pseudo filesystems that hold no files on any disk (beyond VOLATILE_FS).
 const PSEUDO_FS: &[&str] = &[
-    "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
-    "configfs", "mqueue", "efivarfs", "binfmt_misc", "autofs", "rpc_pipefs", "nsfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "mqueue",
+    "efivarfs",
+    "binfmt_misc",
+    "autofs",
+    "rpc_pipefs",
+    "nsfs",
 ];
 
 /// Block devices whose "disk" is RAM.
@@ -122,7 +135,9 @@ pub fn add_facts(result: &mut ProbeResult, storage: &Storage) {
     result.fact("device", joined(&|d| Some(d.name.clone())));
     result.fact(
         "transport",
-        common(&|d| Some(d.transport.as_str().to_string())).as_str().unwrap_or("unknown"),
+        common(&|d| Some(d.transport.as_str().to_string()))
+            .as_str()
+            .unwrap_or("unknown"),
     );
     // Any rotational member makes the set as slow as a rotational disk.
     let rotational = if disks.iter().any(|d| d.rotational == Some(true)) {
@@ -137,7 +152,10 @@ pub fn add_facts(result: &mut ProbeResult, storage: &Storage) {
     result.fact("model", joined(&|d| d.model.clone()));
     result.fact("fs_type", storage.mount.fs_type.clone());
     result.fact("mount_options", storage.mount.options.clone());
-    result.fact("mount_point", storage.mount.mount_point.display().to_string());
+    result.fact(
+        "mount_point",
+        storage.mount.mount_point.display().to_string(),
+    );
     result.fact("mount_source", storage.mount.source.clone());
     result.fact(
         "disks",
@@ -228,10 +246,10 @@ mod tests {
     #[test]
     fn fast_flush_warning_only_for_slow_media_with_volatile_cache() {
         let hdd = disk("sda", Transport::Sata, true, "write back");
-        assert!(implausible_flush_warning(&[hdd.clone()], 50_000).is_some());
+        assert!(implausible_flush_warning(std::slice::from_ref(&hdd), 50_000).is_some());
         assert!(implausible_flush_warning(&[hdd], 8_000_000).is_none());
         let ssd = disk("sdb", Transport::Sata, false, "write back");
-        assert!(implausible_flush_warning(&[ssd.clone()], 30_000).is_some());
+        assert!(implausible_flush_warning(std::slice::from_ref(&ssd), 30_000).is_some());
         assert!(implausible_flush_warning(&[ssd], 400_000).is_none());
         let through = disk("sdc", Transport::Sata, true, "write through");
         assert!(implausible_flush_warning(&[through], 30_000).is_none());

@@ -96,9 +96,9 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
 /// The directory, canonical; it must exist (the probe creates only its own
 /// subdirectory inside it).
 fn existing_dir(dir: &Path) -> Result<std::path::PathBuf, ProbeError> {
-    let canonical = dir.canonicalize().map_err(|e| {
-        ProbeError::invalid("dir", format!("{}: {e}", dir.display()))
-    })?;
+    let canonical = dir
+        .canonicalize()
+        .map_err(|e| ProbeError::invalid("dir", format!("{}: {e}", dir.display())))?;
     if !canonical.is_dir() {
         return Err(ProbeError::invalid(
             "dir",
@@ -118,11 +118,8 @@ fn measure(
         let handle = std::thread::Builder::new()
             .name("iq-fsync-writer".into())
             .spawn_scoped(scope, || {
-                let mut rec = Recorder::new(
-                    params.rate,
-                    params.time_limit(),
-                    params.duration.is_some(),
-                );
+                let mut rec =
+                    Recorder::new(params.rate, params.time_limit(), params.duration.is_some());
                 let outcome = match params.mode {
                     Mode::FioEtcd => fio_etcd::run(params, work, &ctx.cancel, &mut rec),
                     Mode::EtcdWal => etcd_wal::run(params, work, &ctx.cancel, &mut rec),

@@ -261,7 +261,10 @@ mod tests {
             }
         };
         assert_eq!(name_of(&|p| p.block_size = ByteSize(0)), "block_size");
-        assert_eq!(name_of(&|p| p.block_size = ByteSize(32 << 20)), "block_size");
+        assert_eq!(
+            name_of(&|p| p.block_size = ByteSize(32 << 20)),
+            "block_size"
+        );
         assert_eq!(name_of(&|p| p.size = ByteSize(100)), "size");
         assert_eq!(name_of(&|p| p.size = ByteSize(1 << 40)), "size");
         assert_eq!(name_of(&|p| p.rate = Some(0.0)), "rate");

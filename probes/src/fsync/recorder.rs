@@ -265,7 +265,11 @@ mod tests {
             r.before_op(&cancel).unwrap();
         }
         // 20 intervals of 5 ms: at least 100 ms, whatever the sleep overshoot.
-        assert!(t0.elapsed() >= Duration::from_millis(99), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(99),
+            "{:?}",
+            t0.elapsed()
+        );
         r.record_sync(20_000_000, Instant::now());
         // 20 ms at a 5 ms interval back-fills 15, 10 and 5 ms samples.
         assert_eq!(r.fdatasync.len(), 4);

@@ -44,7 +44,11 @@ fn small(dir: &Path) -> Params {
 fn fio_etcd_run_times_every_write_and_sync_and_removes_its_files() {
     let dir = disk_dir();
     let r = run(&small(dir.path()), &ProbeContext::local()).unwrap();
-    assert_eq!(entries(dir.path()), Vec::<String>::new(), "files left behind");
+    assert_eq!(
+        entries(dir.path()),
+        Vec::<String>::new(),
+        "files left behind"
+    );
     let sync = &r.metrics["fdatasync"];
     let write = &r.metrics["write"];
     assert_eq!((sync.count, write.count), (256, 256));
@@ -75,7 +79,11 @@ fn device_facts_match_sys_for_the_test_directory() {
         // No block device behind the temp dir (overlay, btrfs subvolume...).
         return;
     };
-    if real.join("slaves").read_dir().is_ok_and(|mut d| d.next().is_some()) {
+    if real
+        .join("slaves")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
         return; // dm/md: resolution through slaves is covered in system::block
     }
     let disk = if real.join("partition").exists() {

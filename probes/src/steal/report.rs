@@ -1,6 +1,7 @@
 //! Turns a measurement into the result contract: whole-run shares
 //! (`facts.steal_pct`, `lost_pct`, `guest_wait_pct`), per-CPU facts, the
-//! per-interval series, the hiccup histogram, the cross-checks between the
+//! per-interval series (`pct/steal`, `pct/lost`, `pct/guest_wait`,
+//! `pct/throttled`), the hiccup histogram, the cross-checks between the
 //! signals, and the `steal.pct` verdict.
 
 use std::path::Path;
@@ -176,6 +177,8 @@ fn shares_json(s: &Shares) -> Map<String, Value> {
     m
 }
 
+/// Series keys `pct/<share>`: the reports draw one group on one timeline,
+/// so steal, lost time and guest wait can be read against each other.
 fn add_series(result: &mut ProbeResult, plan: &Plan, m: &Measurement, with_throttled: bool) {
     let Some(first) = m.samples.first() else {
         return;
@@ -196,13 +199,13 @@ fn add_series(result: &mut ProbeResult, plan: &Plan, m: &Measurement, with_throt
             throttled.push((x, round(t)));
         }
     }
-    result.series.insert("steal_pct".into(), steal);
-    result.series.insert("lost_pct".into(), lost);
+    result.series.insert("pct/steal".into(), steal);
+    result.series.insert("pct/lost".into(), lost);
     if !guest.is_empty() {
-        result.series.insert("guest_wait_pct".into(), guest);
+        result.series.insert("pct/guest_wait".into(), guest);
     }
     if with_throttled && !throttled.is_empty() {
-        result.series.insert("throttled_pct".into(), throttled);
+        result.series.insert("pct/throttled".into(), throttled);
     }
 }
 

@@ -120,7 +120,7 @@ fn result_carries_the_contract_keys() {
     assert!(per_cpu["lost_pct"].is_number(), "{per_cpu}");
     assert!(per_cpu["threshold_ns"].as_u64().unwrap() >= hiccup::MIN_THRESHOLD_NS);
     assert!(r.metrics.contains_key("hiccup"));
-    for series in ["steal_pct", "lost_pct", "guest_wait_pct"] {
+    for series in ["pct/steal", "pct/lost", "pct/guest_wait"] {
         let points = &r.series[series];
         assert_eq!(points.len(), 2, "{series}: {points:?}");
         assert!((points[1].0 - 2.0).abs() < 0.1, "{series}: {points:?}");

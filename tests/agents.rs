@@ -1,0 +1,153 @@
+//! Real agent processes on 127.0.0.1 ephemeral ports, driven over real
+//! sockets by raw HTTP and by the real coordinator (`infraqual run`).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `infraqual agent`; killed and reaped on drop.
+pub struct Agent {
+    pub child: Child,
+    pub addr: String,
+    pub token: String,
+}
+
+impl Agent {
+    pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Agent {
+        let token = format!(
+            "{:032x}",
+            std::process::id() as u128 * 7919 + name.len() as u128
+        );
+        let token_file = dir.join(format!("{name}.token"));
+        std::fs::write(&token_file, &token).unwrap();
+        let ready = dir.join(format!("{name}.addr"));
+        let _ = std::fs::remove_file(&ready);
+        let child = Command::new(env!("CARGO_BIN_EXE_infraqual"))
+            .args([
+                "agent",
+                "--listen",
+                "127.0.0.1:0",
+                "--node",
+                name,
+                "--token-file",
+            ])
+            .arg(&token_file)
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent starts");
+        let addr = wait_for_file(&ready, Duration::from_secs(20));
+        Agent { child, addr, token }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_for_file(path: &Path, limit: Duration) -> String {
+    let until = Instant::now() + limit;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() {
+                return text.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < until, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One raw HTTP/1.1 request; returns (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The agent may answer 413 before reading a large body; ignore EPIPE.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub struct PlanAgent<'a> {
+    pub name: &'a str,
+    pub url: String,
+    pub token: String,
+}
+
+/// Writes plan.toml (and token files) into `dir`.
+pub fn write_plan(dir: &Path, agents: &[PlanAgent], probes: &str, extra: &str) -> PathBuf {
+    let mut text = format!("name = \"test\"\nout = \"runs\"\n{extra}\n");
+    for a in agents {
+        let tf = format!("plan-{}.token", a.name);
+        std::fs::write(dir.join(&tf), &a.token).unwrap();
+        text.push_str(&format!(
+            "[[agents]]\nname = \"{}\"\nurl = \"{}\"\ntoken_file = \"{tf}\"\nlabels = {{ region = \"lab\" }}\n",
+            a.name, a.url
+        ));
+    }
+    text.push_str(probes);
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn run_json(dir: &Path) -> serde_json::Value {
+    let runs = dir.join("runs");
+    let bundle = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a bundle");
+    serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap()
+}
+
+pub fn node<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("node {name} in run.json"))
+}
