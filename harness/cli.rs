@@ -36,6 +36,8 @@ pub enum Command {
     Run(crate::coordinator::RunArgs),
     /// Serve this machine's probes to a coordinator (HTTP/1.1 JSON API, bearer token, optional TLS).
     Agent(crate::agent::AgentArgs),
+    /// Compare two run bundles (or a run against a saved baseline): verdicts with confidence.
+    Compare(commands::compare::CompareArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -50,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(&args),
         Command::Agent(args) => crate::agent::run(&args),
         Command::Run(args) => crate::coordinator::run(&args),
+        Command::Compare(args) => commands::compare::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

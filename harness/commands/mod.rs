@@ -1,3 +1,4 @@
+pub mod compare;
 pub mod probe;
 pub mod qualify;
 pub mod report;

@@ -36,6 +36,10 @@ pub struct QualifyArgs {
     /// Node name recorded in the results.
     #[arg(long, default_value = "local")]
     pub node: String,
+    /// After the run, save its run.json and plan.toml as baseline NAME
+    /// (<out>/baselines/NAME/) for `infraqual compare --baseline NAME RUN`.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
 }
 
 fn parse_probe(s: &str) -> Result<ProbeName, String> {
@@ -61,6 +65,9 @@ fn step_for(probe: ProbeName, args: &QualifyArgs, fsync_dir: &std::path::Path) -
         ProbeName::Services if !privilege::has(Capability::NetAdmin) => Step::Skip(
             "needs CAP_NET_ADMIN to build its private network namespace: run as root".into(),
         ),
+        ProbeName::Rtt | ProbeName::Mtu => Step::Skip(format!(
+            "{probe} measures between machines: run it from a plan (`infraqual run`) or in the lab"
+        )),
         ProbeName::Services => Step::Run(json!({
             "counts": if quick { json!([10, 100, 1000]) } else { json!([10, 100, 1000, 5000, 10000]) },
         })),
@@ -80,7 +87,10 @@ impl FsyncDir {
             if !dir.is_dir() {
                 anyhow::bail!("--dir {}: not an existing directory", dir.display());
             }
-            return Ok(FsyncDir { path: dir.clone(), remove: false });
+            return Ok(FsyncDir {
+                path: dir.clone(),
+                remove: false,
+            });
         }
         let path = std::env::current_dir()
             .context("reading the current directory")?
@@ -88,7 +98,10 @@ impl FsyncDir {
         if needed {
             std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         }
-        Ok(FsyncDir { path, remove: needed })
+        Ok(FsyncDir {
+            path,
+            remove: needed,
+        })
     }
 }
 
@@ -101,6 +114,10 @@ impl Drop for FsyncDir {
 }
 
 pub fn run(args: &QualifyArgs) -> Result<Outcome> {
+    if let Some(name) = &args.save_baseline {
+        // A bad name fails before anything is measured.
+        infraqual_reports::baseline::validate_name(name)?;
+    }
     let profile = load_profile(&args.profile)?;
     let probes: Vec<ProbeName> = match &args.probes {
         Some(list) if list.is_empty() => anyhow::bail!("--probes: empty list"),
@@ -109,7 +126,13 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
             .copied()
             .filter(|p| list.contains(p))
             .collect(),
-        None => ProbeName::ALL.to_vec(),
+        // Network probes need a second machine; qualify runs them only
+        // when asked (and then explains the skip).
+        None => ProbeName::ALL
+            .iter()
+            .copied()
+            .filter(|p| !crate::coordinator::plan::is_pairwise(*p))
+            .collect(),
     };
     let fsync_dir = FsyncDir::prepare(args, probes.contains(&ProbeName::Fsync))?;
     let steps: Vec<(ProbeName, Step)> = probes
@@ -159,6 +182,10 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
 
     print_summary(&record);
     println!("report: {}", dir.join("report.html").display());
+    if let Some(name) = &args.save_baseline {
+        let saved = infraqual_reports::baseline::save(&args.out, name, &dir)?;
+        println!("baseline {name}: {}", saved.display());
+    }
     Ok(Outcome::from_verdict(record.verdict))
 }
 

@@ -18,6 +18,8 @@ pub enum ProbeName {
     Inventory,
     Steal,
     Fsync,
+    Rtt,
+    Mtu,
     Services,
 }
 
@@ -27,6 +29,8 @@ impl ProbeName {
         ProbeName::Inventory,
         ProbeName::Steal,
         ProbeName::Fsync,
+        ProbeName::Rtt,
+        ProbeName::Mtu,
         ProbeName::Services,
     ];
 
@@ -35,6 +39,8 @@ impl ProbeName {
             ProbeName::Inventory => "inventory",
             ProbeName::Steal => "steal",
             ProbeName::Fsync => "fsync",
+            ProbeName::Rtt => "rtt",
+            ProbeName::Mtu => "mtu",
             ProbeName::Services => "services",
         }
     }
@@ -55,6 +61,8 @@ pub fn run(name: ProbeName, params: &Value, ctx: &ProbeContext) -> Result<ProbeR
         ProbeName::Inventory => crate::inventory::run(&parse(name, params)?, ctx),
         ProbeName::Steal => crate::steal::run(&parse(name, params)?, ctx),
         ProbeName::Fsync => crate::fsync::run(&parse(name, params)?, ctx),
+        ProbeName::Rtt => crate::rtt::run(&parse(name, params)?, ctx),
+        ProbeName::Mtu => crate::mtu::run(&parse(name, params)?, ctx),
         ProbeName::Services => crate::services::run(&parse(name, params)?, ctx),
     }
 }
@@ -68,6 +76,8 @@ pub fn validate(name: ProbeName, params: &Value) -> Result<(), ProbeError> {
             parse::<crate::steal::Params>(name, params).and_then(|p| p.plan().map(|_| ()))
         }
         ProbeName::Fsync => parse::<crate::fsync::Params>(name, params).and_then(|p| p.validate()),
+        ProbeName::Rtt => parse::<crate::rtt::Params>(name, params).and_then(|p| p.validate()),
+        ProbeName::Mtu => parse::<crate::mtu::Params>(name, params).and_then(|p| p.validate()),
         ProbeName::Services => {
             parse::<crate::services::Params>(name, params).and_then(|p| p.validated().map(|_| ()))
         }

@@ -20,6 +20,9 @@ pub enum ReportError {
     Encode { what: String, message: String },
     #[error("chart {chart}: {message}")]
     Chart { chart: String, message: String },
+    /// Bad input named by what it is (`baseline name "a/b"`).
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
 }
 
 impl ReportError {

@@ -3,8 +3,10 @@
 //! re-renders.
 
 pub mod atomic;
+pub mod baseline;
 pub mod bundle;
 pub mod charts;
+pub mod compare;
 pub mod error;
 pub mod export;
 pub mod format;

@@ -17,6 +17,27 @@ pub struct Rendered {
     pub plot_files: usize,
 }
 
+/// Files an older render left in csv/ and plots/ that this one did not
+/// produce (a chart that was renamed or regrouped) would mislead: remove them.
+fn remove_stale(dir: &Path, artifacts: &[Artifact]) {
+    let fresh: std::collections::HashSet<&str> =
+        artifacts.iter().map(|a| a.relative_path.as_str()).collect();
+    for sub in ["csv", "plots"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = [".csv", ".svg", ".png"]
+                .iter()
+                .any(|ext| name.ends_with(ext));
+            if ours && !fresh.contains(format!("{sub}/{name}").as_str()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 pub fn render_bundle(dir: &Path, record: &RunRecord) -> Result<Rendered, ReportError> {
     let mut artifacts: Vec<Artifact> = CsvExporter.export(record)?;
     let csv_files = artifacts.len();
@@ -44,6 +65,7 @@ pub fn render_bundle(dir: &Path, record: &RunRecord) -> Result<Rendered, ReportE
     for a in &artifacts {
         atomic::write(&dir.join(&a.relative_path), &a.bytes)?;
     }
+    remove_stale(dir, &artifacts);
     Ok(Rendered {
         csv_files,
         plot_files,

@@ -11,6 +11,9 @@ use crate::histogram::LatencyHistogram;
 use super::guard::Prealloc;
 use super::NAME;
 
+/// Longest sleep between two polls of the cancel token while paced.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
 /// Why a writer loop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -67,12 +70,9 @@ impl Pacer {
         self.interval.as_nanos() as u64
     }
 
-    /// Sleeps until the next op is due (or returns at once when behind).
-    pub fn wait_turn(&mut self) {
-        let now = Instant::now();
-        if now < self.next {
-            std::thread::sleep(self.next - now);
-        } else if now - self.next > self.interval {
+    /// Takes the op due at `next` (called once `now >= next`).
+    fn take_turn(&mut self, now: Instant) {
+        if now - self.next > self.interval {
             self.late += 1;
         }
         self.next += self.interval;
@@ -146,14 +146,22 @@ impl Recorder {
     /// Called before each op: Err when cancelled, Some(reason) when the time
     /// bound is reached; otherwise waits for the op's turn when paced.
     pub fn before_op(&mut self, cancel: &CancelToken) -> Result<Option<StopReason>, ProbeError> {
-        cancel.check(NAME)?;
-        if Instant::now() >= self.deadline {
-            return Ok(Some(self.deadline_reason));
+        loop {
+            cancel.check(NAME)?;
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Ok(Some(self.deadline_reason));
+            }
+            let Some(pacer) = self.pacer.as_mut() else {
+                return Ok(None);
+            };
+            if now >= pacer.next {
+                pacer.take_turn(now);
+                return Ok(None);
+            }
+            // Sleep in slices so a slow rate still notices a cancel promptly.
+            std::thread::sleep((pacer.next - now).min(SLEEP_SLICE));
         }
-        if let Some(p) = self.pacer.as_mut() {
-            p.wait_turn();
-        }
-        Ok(None)
     }
 
     pub fn record_write(&mut self, ns: u64, bytes: usize) {
@@ -253,6 +261,27 @@ mod tests {
             r.before_op(&cancel),
             Err(ProbeError::Cancelled { .. })
         ));
+    }
+
+    #[test]
+    fn a_slow_pace_still_notices_cancel_promptly() {
+        let mut r = Recorder::new(Some(0.01), Duration::from_secs(600), false);
+        r.start();
+        let cancel = CancelToken::new();
+        assert_eq!(
+            r.before_op(&cancel).unwrap(),
+            None,
+            "the first op is due at once"
+        );
+        let c = cancel.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            c.cancel();
+        });
+        let t0 = Instant::now();
+        assert!(r.before_op(&cancel).is_err(), "the next op is 100 s away");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        t.join().unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! other tasks in this machine (guest wait), throttling by the probe's own
 //! cgroup quota, and whatever the hiccup detector lost beyond those.
 
-use super::counters::pct;
+use super::counters::{pct, CpuTimes};
 use super::measure::Sample;
 
 /// Shares of wall time, in percent.
@@ -21,6 +21,10 @@ pub struct Shares {
     /// Lost time that neither steal, guest wait nor throttling explains
     /// (interrupts, SMIs, steal the hypervisor does not report).
     pub unexplained_pct: f64,
+    /// Interrupt and softirq handling on these CPUs (/proc/stat). Not part
+    /// of the explained sum: long handlers are already lost time, short ones
+    /// (below the threshold) are invisible to the detector.
+    pub irq_pct: f64,
     /// Preemptions of the probe threads (nonvoluntary context switches).
     pub preemptions: Option<u64>,
 }
@@ -60,7 +64,8 @@ pub fn window(a: &Sample, b: &Sample, cpus: &[usize]) -> Window {
     };
 
     let shares =
-        |steal_pct: f64, lost_ns: u64, wall_ns: u64, run_delay_ns: Option<u64>, preempt| {
+        |times: CpuTimes, lost_ns: u64, wall_ns: u64, run_delay_ns: Option<u64>, preempt| {
+            let steal_pct = times.steal_pct();
             let lost_pct = pct(lost_ns, wall_ns);
             let throttled_pct = run_delay_ns.map(|d| pct(d, wall_ns) * throttled_fraction);
             let guest_wait_pct = run_delay_ns.map(|d| pct(d, wall_ns) * (1.0 - throttled_fraction));
@@ -72,6 +77,7 @@ pub fn window(a: &Sample, b: &Sample, cpus: &[usize]) -> Window {
                 guest_wait_pct,
                 throttled_pct,
                 unexplained_pct: (lost_pct - explained).max(0.0),
+                irq_pct: times.irq_pct(),
                 preemptions: preempt,
             }
         };
@@ -80,10 +86,10 @@ pub fn window(a: &Sample, b: &Sample, cpus: &[usize]) -> Window {
         .iter()
         .enumerate()
         .map(|(i, &cpu)| {
-            let steal = b.stat.delta_of(&a.stat, &[cpu]).steal_pct();
+            let times = b.stat.delta_of(&a.stat, &[cpu]);
             let s = sched.as_ref().map(|s| s[i]);
             shares(
-                steal,
+                times,
                 lost[i],
                 wall_ns,
                 s.map(|s| s.run_delay_ns),
@@ -92,7 +98,7 @@ pub fn window(a: &Sample, b: &Sample, cpus: &[usize]) -> Window {
         })
         .collect();
     let overall = shares(
-        b.stat.delta_of(&a.stat, cpus).steal_pct(),
+        b.stat.delta_of(&a.stat, cpus),
         lost.iter().sum(),
         wall_ns * n,
         sched.as_ref().map(|_| run_delay_total),
@@ -158,10 +164,10 @@ mod tests {
             0,
         );
         // cpu0: 10 % steal, 500 ms waiting of which 300 ms throttled;
-        // cpu1: 100 ms waiting; lost 620 ms and 100 ms.
+        // cpu1: 100 ms waiting, 5 % softirq; lost 620 ms and 100 ms.
         let b = sample(
             t1,
-            "cpu  180 0 0 0 0 0 0 10\ncpu0 90 0 0 0 0 0 0 10\ncpu1 100 0 0 0\n",
+            "cpu  185 0 0 0 0 0 5 10\ncpu0 90 0 0 0 0 0 0 10\ncpu1 95 0 0 0 0 0 5\n",
             [500_000_000, 100_000_000],
             [620_000_000, 100_000_000],
             300_000_000,
@@ -177,12 +183,14 @@ mod tests {
         assert!(close(c0.guest_wait_pct.unwrap(), 25.0));
         assert!(close(c0.unexplained_pct, 2.0));
         assert_eq!(c0.preemptions, Some(500));
+        assert!(close(w.per_cpu[1].irq_pct, 5.0) && close(c0.irq_pct, 0.0));
         let all = w.overall;
         assert!(close(all.steal_pct, 5.0));
         assert!(close(all.lost_pct, 36.0));
         assert!(close(all.guest_wait_pct.unwrap(), 15.0));
         assert!(close(all.throttled_pct.unwrap(), 15.0));
         assert!(close(all.unexplained_pct, 1.0));
+        assert!(close(all.irq_pct, 2.5));
     }
 
     #[test]

@@ -55,6 +55,12 @@ impl CpuTimes {
         pct(self.steal, self.total())
     }
 
+    /// Interrupt and softirq handling as a percentage of all time. Handlers
+    /// shorter than the hiccup threshold take time the detector cannot see.
+    pub fn irq_pct(&self) -> f64 {
+        pct(self.irq + self.softirq, self.total())
+    }
+
     fn add(&mut self, other: &CpuTimes) {
         self.user += other.user;
         self.nice += other.nice;

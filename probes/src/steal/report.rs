@@ -108,6 +108,7 @@ pub fn fill(
     result.fact("guest_wait_pct", all.guest_wait_pct.map(round));
     result.fact("throttled_pct", all.throttled_pct.map(round));
     result.fact("unexplained_pct", round(all.unexplained_pct));
+    result.fact("irq_pct", round(all.irq_pct));
     result.fact("preemptions", all.preemptions);
     result.fact(
         "steal_pct_machine",
@@ -173,6 +174,7 @@ fn shares_json(s: &Shares) -> Map<String, Value> {
     m.insert("guest_wait_pct".into(), s.guest_wait_pct.map(round).into());
     m.insert("throttled_pct".into(), s.throttled_pct.map(round).into());
     m.insert("unexplained_pct".into(), round(s.unexplained_pct).into());
+    m.insert("irq_pct".into(), round(s.irq_pct).into());
     m.insert("preemptions".into(), s.preemptions.into());
     m
 }
@@ -228,8 +230,9 @@ fn cross_check(result: &mut ProbeResult, all: &Shares, limit_cpus: Option<f64>) 
             "time is taken that the hypervisor does not report as steal: the measured CPUs \
              lost {:.1} % of wall time, of which steal explains {:.1} %, other tasks in this \
              machine {:.1} % and cgroup throttling {:.1} %; the other {:.1} % went to \
-             something else (host preemption without a steal clock, interrupts, SMIs)",
-            all.lost_pct, all.steal_pct, guest, throttled, all.unexplained_pct
+             something else (host preemption without a steal clock, interrupts, SMIs; \
+             interrupt handling on these CPUs: {:.1} %)",
+            all.lost_pct, all.steal_pct, guest, throttled, all.unexplained_pct, all.irq_pct
         ));
     }
     if guest >= GUEST_WAIT_WARN_PCT {

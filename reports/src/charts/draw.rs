@@ -90,7 +90,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
     match &chart.kind {
         ChartKind::Percentiles {
             histograms,
-            reference,
+            references,
         } => {
             let lines: Vec<Line> = histograms
                 .iter()
@@ -108,27 +108,23 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
                 root,
                 &chart.title,
                 &lines,
-                reference.as_ref(),
+                references,
                 Axis::Percentile { max: x_max },
-                true,
+                YAxis::Latency,
             )
         }
         ChartKind::Timeline {
             y_label,
             lines,
-            reference,
-        } => {
-            let ns = y_label == "latency";
-            xy_chart(
-                root,
-                &chart.title,
-                lines,
-                reference.as_ref(),
-                Axis::Seconds,
-                ns,
-            )
-            .map(|_| ())
-        }
+            references,
+        } => xy_chart(
+            root,
+            &chart.title,
+            lines,
+            references,
+            Axis::Seconds,
+            YAxis::from_label(y_label),
+        ),
         ChartKind::Lines {
             x_label,
             y_label,
@@ -138,13 +134,29 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             root,
             &chart.title,
             lines,
-            None,
+            &[],
             Axis::Numeric {
                 label: x_label.clone(),
                 log: *log_x,
             },
-            y_label.contains("ns") || y_label == "latency",
+            YAxis::from_label(y_label),
         ),
+    }
+}
+
+/// The y axis: latencies (ns, shown in a scaled unit) or plain values.
+enum YAxis {
+    Latency,
+    Value(String),
+}
+
+impl YAxis {
+    fn from_label(label: &str) -> Self {
+        if label == "latency" || label.ends_with("(ns)") {
+            YAxis::Latency
+        } else {
+            YAxis::Value(label.to_string())
+        }
     }
 }
 
@@ -188,14 +200,15 @@ fn xy_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     lines: &[Line],
-    reference: Option<&Reference>,
+    references: &[Reference],
     x_axis: Axis,
-    y_is_ns: bool,
+    y_axis: YAxis,
 ) -> DrawResult {
+    let y_is_ns = matches!(y_axis, YAxis::Latency);
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let all = || lines.iter().flat_map(|l| l.points.iter());
     let mut y_max = all().map(|p| p.1).fold(0.0f64, f64::max);
-    if let Some(r) = reference {
+    for r in references {
         y_max = y_max.max(r.value * 1.05);
     }
     let (y_div, y_unit) = if y_is_ns { ns_scale(y_max) } else { (1.0, "") };
@@ -235,6 +248,7 @@ fn xy_chart<DB: DrawingBackend>(
     let mut ctx = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(14)
+        .margin_right(36)
         .x_label_area_size(42)
         .y_label_area_size(70)
         .build_cartesian_2d(x_min..x_max, 0.0..y_top)
@@ -245,14 +259,23 @@ fn xy_chart<DB: DrawingBackend>(
         Axis::Numeric { log: true, .. } => format!("{:.0}", 10f64.powf(*x)),
         _ => format::three_significant(*x),
     };
-    let y_fmt = |y: &f64| format!("{}{}", format::three_significant(*y), y_unit);
+    let y_fmt = |y: &f64| {
+        if *y == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{}{}", format::three_significant(*y), y_unit)
+        }
+    };
     let x_ticks = match &x_axis {
         Axis::Percentile { max } => (*max as usize) + 1,
         _ => 10,
     };
     ctx.configure_mesh()
         .x_desc(x_desc)
-        .y_desc(if y_is_ns { "latency" } else { "" })
+        .y_desc(match &y_axis {
+            YAxis::Latency => "latency",
+            YAxis::Value(label) => label.as_str(),
+        })
         .x_labels(x_ticks)
         .y_labels(8)
         .x_label_formatter(&x_fmt)
@@ -279,16 +302,25 @@ fn xy_chart<DB: DrawingBackend>(
                 .map_err(|e| err(&e))?;
         }
     }
-    if let Some(r) = reference {
+    for r in references {
         let y = r.value / y_div;
-        let red = RGBColor(200, 0, 0);
+        let c = if r.fail {
+            RGBColor(200, 0, 0)
+        } else {
+            RGBColor(230, 140, 0)
+        };
+        let shown = if y_is_ns {
+            format::duration_ns(r.value)
+        } else {
+            format::three_significant(r.value)
+        };
         ctx.draw_series(LineSeries::new(
             vec![(x_min, y), (x_max, y)],
-            red.stroke_width(1),
+            c.stroke_width(1),
         ))
         .map_err(|e| err(&e))?
-        .label(format!("{} ({})", r.label, format::duration_ns(r.value)))
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(1)));
+        .label(format!("{} ({shown})", r.label))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(1)));
     }
     ctx.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -316,10 +348,11 @@ mod tests {
             probe: "fsync".into(),
             kind: ChartKind::Percentiles {
                 histograms: vec![("local".into(), h)],
-                reference: Some(Reference {
+                references: vec![Reference {
                     value: 10_000_000.0,
-                    label: "fsync.fdatasync.p99 threshold".into(),
-                }),
+                    label: "p99 fail".into(),
+                    fail: true,
+                }],
             },
         }
     }
@@ -330,7 +363,10 @@ mod tests {
         assert!(s.starts_with("<svg"), "{}", &s[..40]);
         assert!(s.contains("fdatasync latency by percentile"));
         assert!(s.contains("99.9%"), "percentile tick labels");
-        assert!(s.contains("threshold"));
+        assert!(
+            s.contains("p99 fail (10.0 ms)"),
+            "the threshold line is labelled"
+        );
         assert!(s.contains("<polyline"));
     }
 

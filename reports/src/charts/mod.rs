@@ -1,21 +1,26 @@
 //! Charts: what to draw (this module and one file per chart kind) kept apart
 //! from how (draw.rs, the one plotting backend: plotters, SVG and PNG).
 
+pub mod cdf;
 pub mod draw;
 pub mod percentiles;
+pub mod services_first_packet;
+pub mod services_programming;
 pub mod timeline;
 
 use std::collections::BTreeMap;
 
-use infraqual_probes::{LatencyHistogram, ProbeResult};
+use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
 use crate::bundle::RunRecord;
 
-/// A horizontal reference line (a verdict threshold) in the chart's unit.
+/// A horizontal reference line (a profile threshold) in the chart's unit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reference {
     pub value: f64,
     pub label: String,
+    /// Fail thresholds are drawn red, warn thresholds orange.
+    pub fail: bool,
 }
 
 /// One labelled series of points.
@@ -31,13 +36,13 @@ pub enum ChartKind {
     /// axis, one line per histogram (per node, per path, ...).
     Percentiles {
         histograms: Vec<(String, LatencyHistogram)>,
-        reference: Option<Reference>,
+        references: Vec<Reference>,
     },
     /// Values against seconds since the start.
     Timeline {
         y_label: String,
         lines: Vec<Line>,
-        reference: Option<Reference>,
+        references: Vec<Reference>,
     },
     /// Values against a numeric x (service count, payload size, ...).
     Lines {
@@ -68,28 +73,48 @@ pub fn charts_for(run: &RunRecord) -> Vec<Chart> {
     }
     let mut charts = Vec::new();
     for (probe, results) in &by_probe {
-        charts.extend(percentiles::charts(probe, results));
-        charts.extend(timeline::charts(probe, results));
+        charts.extend(percentiles::charts(probe, results, &run.profile));
+        charts.extend(timeline::charts(probe, results, &run.profile));
+        if probe == "services" {
+            charts.extend(services_first_packet::charts(results));
+            charts.extend(services_programming::chart(results));
+        }
     }
     charts
 }
 
-/// A threshold for `metric` from a verdict named `<probe>.<metric>.<pNN>`.
-pub(crate) fn threshold_for(result: &ProbeResult, metric: &str) -> Option<Reference> {
-    let unit = &result.metrics.get(metric)?.unit;
-    result.verdicts.iter().find_map(|v| {
-        let mut parts = v.check.splitn(3, '.');
-        let (p, m) = (parts.next()?, parts.next()?);
-        if p == result.probe && m == metric && &v.unit == unit {
-            let value = v.threshold?;
-            Some(Reference {
-                value,
-                label: format!("{} threshold", v.check),
-            })
-        } else {
-            None
+/// The warn and fail lines of the profile's checks on `metric` of `probe`
+/// (checks named `<probe>.<metric>.<statistic>` in the metric's unit), so a
+/// chart shows both lines whatever the verdict was.
+pub(crate) fn thresholds_for(
+    profile: &Profile,
+    probe: &str,
+    metric: &str,
+    unit: &str,
+) -> Vec<Reference> {
+    let mut refs = Vec::new();
+    for (check, t) in &profile.checks {
+        let mut parts = check.splitn(3, '.');
+        let (Some(p), Some(m), Some(stat)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if p != probe || m != metric || t.unit != unit {
+            continue;
         }
-    })
+        if let Some(warn) = t.warn {
+            refs.push(Reference {
+                value: warn,
+                label: format!("{stat} warn"),
+                fail: false,
+            });
+        }
+        refs.push(Reference {
+            value: t.fail,
+            label: format!("{stat} fail"),
+            fail: true,
+        });
+    }
+    refs
 }
 
 /// File-name-safe id: `a->b/native/udp` becomes `a-b-native-udp`.

@@ -1,14 +1,17 @@
-//! Percentile distribution charts, one per metric, nodes overlaid.
+//! Percentile distribution charts. A metric key `group/rest` joins the
+//! other metrics of its group on one chart (services: `nftables/1000/end`
+//! on the `nftables` chart); a plain key gets a chart of its own. Nodes are
+//! overlaid.
 
 use std::collections::BTreeMap;
 
-use infraqual_probes::{LatencyHistogram, ProbeResult};
+use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
-use super::{slug, threshold_for, Chart, ChartKind, Reference};
+use super::{slug, thresholds_for, Chart, ChartKind};
 
-pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
-    let mut by_metric: BTreeMap<&str, (Vec<(String, LatencyHistogram)>, Option<Reference>)> =
-        BTreeMap::new();
+pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<Chart> {
+    let multi_node = results.len() > 1;
+    let mut groups: BTreeMap<&str, Vec<(String, LatencyHistogram)>> = BTreeMap::new();
     for r in results {
         for (name, summary) in &r.metrics {
             if summary.count == 0 || summary.unit != "ns" {
@@ -17,22 +20,24 @@ pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
             let Ok(hist) = summary.histogram() else {
                 continue;
             };
-            let entry = by_metric.entry(name).or_default();
-            entry.0.push((r.node.clone(), hist));
-            if entry.1.is_none() {
-                entry.1 = threshold_for(r, name);
-            }
+            let (group, rest) = name.split_once('/').unwrap_or((name.as_str(), ""));
+            let label = match (multi_node, rest.is_empty()) {
+                (true, false) => format!("{} {rest}", r.node),
+                (false, false) => rest.to_string(),
+                (_, true) => r.node.clone(),
+            };
+            groups.entry(group).or_default().push((label, hist));
         }
     }
-    by_metric
+    groups
         .into_iter()
-        .map(|(metric, (histograms, reference))| Chart {
-            id: slug(&format!("{probe}-{metric}")),
-            title: format!("{probe}: {metric} latency by percentile"),
+        .map(|(group, histograms)| Chart {
+            id: slug(&format!("{probe}-{group}")),
+            title: format!("{probe}: {group} latency by percentile"),
             probe: probe.to_string(),
             kind: ChartKind::Percentiles {
                 histograms,
-                reference,
+                references: thresholds_for(profile, probe, group, "ns"),
             },
         })
         .collect()

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use infraqual_probes::ProbeResult;
+use infraqual_probes::{ProbeResult, Profile};
 
 use super::{slug, Chart, ChartKind, Line, Reference};
 
-pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
+pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<Chart> {
     let multi_node = results.len() > 1;
     let mut groups: BTreeMap<String, Vec<Line>> = BTreeMap::new();
     for r in results {
@@ -31,7 +31,7 @@ pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
     groups
         .into_iter()
         .map(|(group, lines)| {
-            let reference = reference_for(probe, &group, results);
+            let references = references_for(profile, probe, &group);
             Chart {
                 id: slug(&format!("{probe}-timeline-{group}")),
                 title: format!("{probe}: {} per second", group.replace('_', " ")),
@@ -39,7 +39,7 @@ pub fn charts(probe: &str, results: &[&ProbeResult]) -> Vec<Chart> {
                 kind: ChartKind::Timeline {
                     y_label: y_label(&group),
                     lines,
-                    reference,
+                    references,
                 },
             }
         })
@@ -57,21 +57,33 @@ fn y_label(group: &str) -> String {
     }
 }
 
-/// A per-second p99 timeline shows the p99 threshold of its metric.
-fn reference_for(probe: &str, group: &str, results: &[&ProbeResult]) -> Option<Reference> {
+/// A per-second percentile timeline (`per_second_p99_ns`) shows the
+/// thresholds of the checks on that percentile of the probe's metrics.
+fn references_for(profile: &Profile, probe: &str, group: &str) -> Vec<Reference> {
     if !group.ends_with("_ns") {
-        return None;
+        return Vec::new();
     }
-    results.iter().find_map(|r| {
-        r.verdicts.iter().find_map(|v| {
-            let pct = v.check.rsplit('.').next()?;
-            (v.check.starts_with(probe) && group.contains(pct) && v.unit == "ns")
-                .then_some(v.threshold)
-                .flatten()
-                .map(|value| Reference {
-                    value,
-                    label: format!("{} threshold", v.check),
-                })
+    profile
+        .checks
+        .iter()
+        .filter(|(check, t)| {
+            let stat = check.rsplit('.').next().unwrap_or("");
+            check.starts_with(&format!("{probe}.")) && t.unit == "ns" && group.contains(stat)
         })
-    })
+        .flat_map(|(check, t)| {
+            let stat = check.rsplit('.').next().unwrap_or("").to_string();
+            t.warn
+                .map(|w| Reference {
+                    value: w,
+                    label: format!("{stat} warn"),
+                    fail: false,
+                })
+                .into_iter()
+                .chain(std::iter::once(Reference {
+                    value: t.fail,
+                    label: format!("{stat} fail"),
+                    fail: true,
+                }))
+        })
+        .collect()
 }

@@ -1,0 +1,295 @@
+//! rtt: what does the overlay cost between pods? From this node to every
+//! target (another node's echo responder on a named path: native, overlay),
+//! UDP ping-pong with sequence numbers (loss, late replies, duplicates), TCP
+//! request/response on one connection and TCP connect latency, each into a
+//! full histogram, measured on a dedicated thread.
+//!
+//! Metrics: `<src>-><dst>/<path>/<kind>` (kind udp, tcp_rr, tcp_connect).
+//! Facts: `loss["<src>-><dst>/<path>"]`, `overlay_overhead_us["<src>-><dst>"]`
+//! when both native and overlay were measured.
+
+pub mod responder;
+mod summary;
+mod tcp;
+mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::ProbeContext;
+use crate::error::ProbeError;
+use crate::histogram::LatencyHistogram;
+use crate::result::ProbeResult;
+use crate::units::HumanDuration;
+
+pub const NAME: &str = "rtt";
+
+/// Largest UDP payload (IPv4, 65535 - 20 - 8).
+pub const MAX_PAYLOAD: usize = 65_507;
+/// Smallest payload: the sequence number and the run's nonce.
+pub const MIN_PAYLOAD: usize = 16;
+pub const MAX_COUNT: u32 = 10_000_000;
+
+/// One destination: a node's echo responder reached over a named path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub node: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+fn default_path() -> String {
+    "native".into()
+}
+
+impl Target {
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+
+    /// `<src>-><dst>/<path>`
+    pub fn key(&self, src: &str) -> String {
+        format!("{src}->{}/{}", self.node, self.path)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Udp,
+    TcpRr,
+    TcpConnect,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Udp, Kind::TcpRr, Kind::TcpConnect];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Udp => "udp",
+            Kind::TcpRr => "tcp_rr",
+            Kind::TcpConnect => "tcp_connect",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    pub targets: Vec<Target>,
+    /// Timed exchanges per target and kind.
+    pub count: u32,
+    /// Bytes per request (UDP datagram payload, TCP request and reply).
+    pub payload: usize,
+    /// Exchanges per second per target and kind; None: back to back.
+    pub rate: Option<f64>,
+    pub kinds: Vec<Kind>,
+    /// Untimed exchanges first (ARP, FDB and route caches warm up).
+    pub warmup: u32,
+    /// A reply later than this counts as lost (and, if it comes, as late).
+    pub timeout: HumanDuration,
+    /// Longest time per target and kind; the loop stops early with a warning.
+    pub time_limit: HumanDuration,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            targets: Vec::new(),
+            count: 1000,
+            payload: 64,
+            rate: None,
+            kinds: Kind::ALL.to_vec(),
+            warmup: 20,
+            timeout: HumanDuration(Duration::from_secs(1)),
+            time_limit: HumanDuration(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), ProbeError> {
+        if self.targets.is_empty() {
+            return Err(ProbeError::invalid(
+                "targets",
+                "no targets: give at least one node's echo responder address",
+            ));
+        }
+        for t in &self.targets {
+            if t.node.is_empty() || t.node.contains(['/', ' ']) || t.node.contains("->") {
+                return Err(ProbeError::invalid(
+                    "targets.node",
+                    format!("`{}`: one word without `/` or `->`", t.node),
+                ));
+            }
+            if t.path.is_empty() || t.path.contains(['/', ' ']) {
+                return Err(ProbeError::invalid(
+                    "targets.path",
+                    format!("`{}`: one word without `/`", t.path),
+                ));
+            }
+            if t.port == 0 {
+                return Err(ProbeError::invalid("targets.port", "port 0"));
+            }
+        }
+        if self.count == 0 || self.count > MAX_COUNT {
+            return Err(ProbeError::invalid(
+                "count",
+                format!("{} is outside 1..={MAX_COUNT}", self.count),
+            ));
+        }
+        if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&self.payload) {
+            return Err(ProbeError::invalid(
+                "payload",
+                format!(
+                    "{} bytes is outside {MIN_PAYLOAD}..={MAX_PAYLOAD}",
+                    self.payload
+                ),
+            ));
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+                return Err(ProbeError::invalid(
+                    "rate",
+                    format!("{rate}: give exchanges per second in (0, 1000000]"),
+                ));
+            }
+        }
+        if self.kinds.is_empty() {
+            return Err(ProbeError::invalid("kinds", "empty list"));
+        }
+        if self.timeout.0.is_zero() || self.timeout.0 > Duration::from_secs(60) {
+            return Err(ProbeError::invalid("timeout", "must be in (0, 60s]"));
+        }
+        if self.time_limit.0.is_zero() {
+            return Err(ProbeError::invalid("time_limit", "must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// The pacing interval, if paced.
+    fn interval(&self) -> Option<Duration> {
+        self.rate.map(|r| Duration::from_secs_f64(1.0 / r))
+    }
+}
+
+/// What one measurement loop hands back.
+pub(crate) struct Measured {
+    pub hist: LatencyHistogram,
+    pub sent: u64,
+    /// Timely replies (the histogram may hold more: paced back-filling).
+    pub replied: u64,
+    /// UDP only: replies after the timeout (a later packet was already out).
+    pub late: u64,
+    pub duplicates: u64,
+    pub errors: u64,
+    pub stopped_early: Option<String>,
+}
+
+impl Measured {
+    fn new() -> Self {
+        Measured {
+            hist: LatencyHistogram::new(),
+            sent: 0,
+            replied: 0,
+            late: 0,
+            duplicates: 0,
+            errors: 0,
+            stopped_early: None,
+        }
+    }
+}
+
+pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+    params.validate()?;
+    let started = Instant::now();
+    let mut result = ProbeResult::new(NAME, &ctx.node);
+    result.params = match serde_json::to_value(params) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => Default::default(),
+    };
+    let mut loss = serde_json::Map::new();
+    let mut unreachable = Vec::new();
+    for target in &params.targets {
+        let key = target.key(&ctx.node);
+        for &kind in &params.kinds {
+            ctx.cancel.check(NAME)?;
+            let measured = measure_on_thread(target, kind, params, ctx)?;
+            if let Some(why) = &measured.stopped_early {
+                result.warn(format!("{key}/{}: {why}", kind.as_str()));
+            }
+            if kind == Kind::Udp {
+                loss.insert(key.clone(), summary::loss_fact(&measured));
+            }
+            if measured.hist.is_empty() {
+                unreachable.push(format!("{key}/{}", kind.as_str()));
+                continue;
+            }
+            result.metric(&format!("{key}/{}", kind.as_str()), &measured.hist, "ns")?;
+        }
+    }
+    if !loss.is_empty() {
+        result.fact("loss", serde_json::Value::Object(loss));
+    }
+    summary::overlay_overhead(&mut result, &ctx.node);
+    summary::verdicts(&mut result, ctx);
+    if !unreachable.is_empty() {
+        result.warn(format!(
+            "no reply at all from {}: is the echo responder running and the path routed?",
+            unreachable.join(", ")
+        ));
+    }
+    result.finish(started);
+    Ok(result)
+}
+
+/// Runs one loop on its own OS thread (it inherits the caller's network
+/// namespace) so the caller's runtime never shares the timing thread.
+fn measure_on_thread(
+    target: &Target,
+    kind: Kind,
+    params: &Params,
+    ctx: &ProbeContext,
+) -> Result<Measured, ProbeError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name(format!("iq-rtt-{}", kind.as_str()))
+            .spawn_scoped(scope, || match kind {
+                Kind::Udp => udp::ping_pong(target, params, &ctx.cancel),
+                Kind::TcpRr => tcp::request_response(target, params, &ctx.cancel),
+                Kind::TcpConnect => tcp::connect(target, params, &ctx.cancel),
+            })
+            .map_err(|e| ProbeError::io("spawning the rtt measurement thread", e))?;
+        handle.join().map_err(|_| ProbeError::Failed {
+            probe: NAME.into(),
+            message: "the measurement thread panicked".into(),
+        })?
+    })
+}
+
+/// Sleeps until the paced send time of exchange `i` (never for a sender
+/// already behind schedule).
+pub(crate) fn pace(start: Instant, interval: Option<Duration>, i: u64) {
+    if let Some(interval) = interval {
+        let due = start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+pub(crate) fn record(m: &mut Measured, ns: u64, interval: Option<Duration>) {
+    match interval {
+        Some(i) => m.hist.record_paced(ns, i.as_nanos() as u64),
+        None => m.hist.record(ns),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! The echo responder the rtt and mtu probes measure against: UDP echo and
+//! TCP echo on the same port number, served by blocking OS threads so the
+//! reply path adds no scheduler hops beyond the kernel's.
+//!
+//! UDP datagrams are sent back whole, except MTU probes (they start with
+//! [`MTU_MAGIC`]), which get only their first [`MTU_REPLY_LEN`] bytes back:
+//! the mtu probe measures the forward path, and a short reply keeps the
+//! reverse path's MTU out of the answer. TCP connections get every byte
+//! echoed back; a connect-and-close (the tcp_connect measurement) costs the
+//! responder one accept.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::context::CancelToken;
+use crate::error::ProbeError;
+
+/// First bytes of an mtu probe datagram.
+pub const MTU_MAGIC: &[u8; 8] = b"IQMTU\0\0\0";
+/// How much of an mtu probe datagram is echoed.
+pub const MTU_REPLY_LEN: usize = 24;
+
+/// How often blocked threads wake to notice a stop.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest UDP datagram (and TCP read) the responder handles.
+const BUFFER_BYTES: usize = 65_536;
+/// Concurrent TCP connections served; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// A TCP connection idle this long is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A running responder; dropping it stops and joins every thread.
+pub struct EchoResponder {
+    local: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl EchoResponder {
+    /// Binds UDP and TCP on `bind` (port 0: one free port for both) and
+    /// starts serving. Stops when dropped or when `cancel` fires.
+    pub fn start(bind: SocketAddr, cancel: CancelToken) -> Result<EchoResponder, ProbeError> {
+        let (listener, udp) = bind_pair(bind)?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| io_err("echo responder: local address", e))?;
+        udp.set_read_timeout(Some(POLL_INTERVAL))
+            .map_err(|e| io_err("echo responder: UDP timeout", e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+
+        let (s, c) = (Arc::clone(&stop), cancel.clone());
+        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c))?);
+        let (s, c) = (Arc::clone(&stop), cancel);
+        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c)) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        }
+        Ok(EchoResponder {
+            local,
+            stop,
+            threads,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local.port()
+    }
+
+    /// Stops serving and waits for every thread (at most ~2 poll intervals).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EchoResponder {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn io_err(what: &str, e: std::io::Error) -> ProbeError {
+    ProbeError::io(what, e)
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, ProbeError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| io_err("echo responder: spawning a thread", e))
+}
+
+/// TCP first (to learn the port when asked for port 0), then UDP on the same
+/// number; with port 0 a taken UDP port means trying another TCP port.
+fn bind_pair(bind: SocketAddr) -> Result<(TcpListener, UdpSocket), ProbeError> {
+    let what = format!("echo responder: binding {bind}");
+    let mut last = None;
+    for _ in 0..16 {
+        let listener = listen(bind).map_err(|e| io_err(&what, e))?;
+        let addr = listener.local_addr().map_err(|e| io_err(&what, e))?;
+        match UdpSocket::bind(addr) {
+            Ok(udp) => return Ok((listener, udp)),
+            Err(e) if bind.port() == 0 && e.kind() == ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(io_err(&what, e)),
+        }
+    }
+    Err(io_err(
+        &what,
+        last.unwrap_or_else(|| std::io::Error::other("no free port")),
+    ))
+}
+
+/// Listen backlog: a burst of measured connects (tcp_connect) must never
+/// overflow the accept queue, or a dropped SYN costs a 1 s retransmit.
+const BACKLOG: libc::c_int = 4096;
+
+/// std's TcpListener::bind, with a deep backlog and SO_REUSEADDR.
+fn listen(bind: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (family, storage, len) = sockaddr_of(bind);
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and ours.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd, pointers to live values of the stated sizes.
+    let ok = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+            && libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) == 0
+            && libc::listen(fd, BACKLOG) == 0
+    };
+    if !ok {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(TcpListener::from(owned))
+}
+
+fn sockaddr_of(addr: SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            (libc::AF_INET, storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (libc::AF_INET6, storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
+    stop.load(Ordering::Relaxed) || cancel.is_cancelled()
+}
+
+fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
+    let mut buf = vec![0u8; BUFFER_BYTES];
+    while !stopped(stop, cancel) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // ICMP errors from earlier replies (port unreachable, ...) surface
+            // here on some kernels; they concern one peer, not the responder.
+            Err(_) => continue,
+        };
+        let reply = if buf[..n].starts_with(MTU_MAGIC) {
+            &buf[..n.min(MTU_REPLY_LEN)]
+        } else {
+            &buf[..n]
+        };
+        let _ = socket.send_to(reply, peer);
+    }
+}
+
+fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    while !stopped(stop, cancel) {
+        connections.retain(|c| !c.is_finished());
+        if !readable(&listener, POLL_INTERVAL) {
+            continue;
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(_) => continue,
+        };
+        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            continue; // dropped: closed at once
+        }
+        let _ = stream.set_nodelay(true);
+        if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err() {
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let (s, c, a) = (Arc::clone(stop), cancel.clone(), Arc::clone(&active));
+        match spawn("iq-echo-conn", move || {
+            serve_connection(stream, &s, &c);
+            a.fetch_sub(1, Ordering::Relaxed);
+        }) {
+            Ok(t) => connections.push(t),
+            Err(_) => {
+                active.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    for c in connections {
+        let _ = c.join();
+    }
+}
+
+/// Waits up to `timeout` for a pending connection (poll(2): the accept
+/// itself stays blocking, and the thread still notices a stop).
+fn readable(listener: &TcpListener, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    rc > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {
+    let mut buf = vec![0u8; BUFFER_BYTES];
+    let mut last_activity = Instant::now();
+    while !stopped(stop, cancel) && last_activity.elapsed() < IDLE_LIMIT {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+                last_activity = Instant::now();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn loopback() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+    }
+
+    #[test]
+    fn echoes_udp_and_tcp_on_one_port_and_stops_on_drop() {
+        let r = EchoResponder::start(loopback(), CancelToken::new()).unwrap();
+        let addr = r.local_addr();
+        assert_ne!(addr.port(), 0);
+
+        let udp = UdpSocket::bind(loopback()).unwrap();
+        udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        udp.send_to(b"hello udp", addr).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = udp.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello udp");
+
+        let mut mtu = vec![7u8; 1000];
+        mtu[..8].copy_from_slice(MTU_MAGIC);
+        udp.send_to(&mtu, addr).unwrap();
+        let mut big = [0u8; 2000];
+        let (n, _) = udp.recv_from(&mut big).unwrap();
+        assert_eq!(n, MTU_REPLY_LEN, "mtu probes get a short reply");
+
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        tcp.write_all(b"hello tcp").unwrap();
+        let mut back = [0u8; 9];
+        tcp.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello tcp");
+        drop(tcp);
+
+        let started = Instant::now();
+        drop(r);
+        assert!(started.elapsed() < Duration::from_secs(2), "stops promptly");
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn cancel_token_stops_the_threads() {
+        let cancel = CancelToken::new();
+        let r = EchoResponder::start(loopback(), cancel.clone()).unwrap();
+        let addr = r.local_addr();
+        cancel.cancel();
+        std::thread::sleep(POLL_INTERVAL * 3);
+        let udp = UdpSocket::bind(loopback()).unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let _ = udp.send_to(b"x", addr);
+        let mut buf = [0u8; 8];
+        assert!(udp.recv_from(&mut buf).is_err(), "no echo after cancel");
+        drop(r);
+    }
+}

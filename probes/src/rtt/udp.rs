@@ -1,0 +1,167 @@
+//! UDP ping-pong: one datagram out, wait for its echo, next. Each datagram
+//! carries a sequence number and the run's nonce, so a reply that comes after
+//! its timeout (late, i.e. reordered behind a later probe), a duplicate, or a
+//! stray datagram from another run is told apart from the awaited reply.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use super::{pace, record, Measured, Params, Target, MAX_PAYLOAD};
+use crate::context::CancelToken;
+use crate::error::ProbeError;
+
+/// Replies examined while waiting for one sequence number (strays, late
+/// replies, duplicates): bounds the inner loop.
+const MAX_READS_PER_PROBE: u32 = 64;
+/// Send errors tolerated before the loop gives up on the target.
+const MAX_ERRORS: u64 = 100;
+
+pub(crate) fn ping_pong(
+    target: &Target,
+    params: &Params,
+    cancel: &CancelToken,
+) -> Result<Measured, ProbeError> {
+    let addr = target.socket_addr();
+    let what = || format!("rtt udp {addr}");
+    let local: SocketAddr = match addr.ip() {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| ProbeError::io(what(), e))?;
+    socket.connect(addr).map_err(|e| ProbeError::io(what(), e))?;
+    socket
+        .set_read_timeout(Some(params.timeout.0))
+        .map_err(|e| ProbeError::io(what(), e))?;
+
+    let nonce = nonce();
+    let warmup = u64::from(params.warmup);
+    let total = warmup + u64::from(params.count);
+    let interval = params.interval();
+    let mut out = vec![0u8; params.payload];
+    let mut back = vec![0u8; MAX_PAYLOAD + 1];
+    out[8..16].copy_from_slice(&nonce.to_le_bytes());
+    // One bit per sequence number: has a reply for it been seen?
+    let mut seen = vec![0u64; total.div_ceil(64) as usize];
+    let mut m = Measured::new();
+    let deadline = Instant::now() + params.time_limit.0;
+    let start = Instant::now();
+
+    for seq in 0..total {
+        if cancel.is_cancelled() {
+            m.stopped_early = Some(format!("cancelled after {} of {} probes", m.sent, params.count));
+            break;
+        }
+        if Instant::now() >= deadline {
+            m.stopped_early = Some(format!(
+                "time limit {} reached after {} of {} probes",
+                params.time_limit, m.sent, params.count
+            ));
+            break;
+        }
+        if m.errors >= MAX_ERRORS {
+            m.stopped_early = Some(format!("{} send/receive errors: giving up", m.errors));
+            break;
+        }
+        pace(start, interval, seq);
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        let timed = seq >= warmup;
+
+        let t0 = Instant::now();
+        if socket.send(&out).is_err() {
+            m.errors += 1;
+            continue;
+        }
+        let mut reads = 0;
+        let rtt_ns = loop {
+            if reads == MAX_READS_PER_PROBE {
+                break None;
+            }
+            reads += 1;
+            match socket.recv(&mut back) {
+                Ok(n) => {
+                    let elapsed = t0.elapsed();
+                    let Some(got) = parse(&back[..n], nonce) else {
+                        continue; // not ours
+                    };
+                    if got == seq {
+                        mark(&mut seen, got);
+                        break Some(elapsed.as_nanos() as u64);
+                    }
+                    if got < seq && got >= warmup {
+                        if marked(&seen, got) {
+                            m.duplicates += 1;
+                        } else {
+                            m.late += 1;
+                            mark(&mut seen, got);
+                        }
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // ICMP port unreachable and the like: this probe is lost.
+                    m.errors += 1;
+                    break None;
+                }
+            }
+        };
+        if timed {
+            m.sent += 1;
+            if let Some(ns) = rtt_ns {
+                m.replied += 1;
+                record(&mut m, ns, interval);
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn parse(datagram: &[u8], nonce: u64) -> Option<u64> {
+    let seq = u64::from_le_bytes(datagram.get(..8)?.try_into().ok()?);
+    let n = u64::from_le_bytes(datagram.get(8..16)?.try_into().ok()?);
+    (n == nonce).then_some(seq)
+}
+
+fn mark(seen: &mut [u64], seq: u64) {
+    if let Some(word) = seen.get_mut((seq / 64) as usize) {
+        *word |= 1 << (seq % 64);
+    }
+}
+
+fn marked(seen: &[u64], seq: u64) -> bool {
+    seen.get((seq / 64) as usize)
+        .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+}
+
+/// A per-run value that tells this run's replies from any other's.
+fn nonce() -> u64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let local = 0u8;
+    let stack = &local as *const u8 as u64;
+    wall ^ (u64::from(std::process::id()) << 32) ^ stack.rotate_left(17)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_bits_and_nonce_parsing() {
+        let mut seen = vec![0u64; 2];
+        mark(&mut seen, 70);
+        assert!(marked(&seen, 70) && !marked(&seen, 69));
+        mark(&mut seen, 10_000); // out of range: ignored, not a panic
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&5u64.to_le_bytes());
+        d[8..].copy_from_slice(&9u64.to_le_bytes());
+        assert_eq!(parse(&d, 9), Some(5));
+        assert_eq!(parse(&d, 8), None);
+        assert_eq!(parse(&d[..10], 9), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! `infraqual compare`: run A against run B, criterion.rs's layering. The
+//! statistics (sampler, bootstrap, verdict) know nothing of output; pairing
+//! decides what is comparable; output/ renders a finished [`Comparison`].
+
+pub mod bootstrap;
+pub mod output;
+pub mod pairing;
+pub mod regions;
+pub mod sampler;
+pub mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+use infraqual_probes::{LatencyHistogram, MetricSummary};
+use serde::Serialize;
+
+use crate::bundle::RunRecord;
+use crate::format;
+use bootstrap::{BootstrapConfig, Change};
+use pairing::{Key, NodeMatch};
+use regions::RegionReport;
+use sampler::{stream_seed, Distribution, SplitMix64};
+use verdict::{judge, Better, ChangeVerdict};
+
+pub const DEFAULT_SEED: u64 = 0x1f0a_5eed;
+pub const DEFAULT_NOISE: f64 = 0.05;
+
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    pub label_a: String,
+    pub label_b: String,
+    /// Fraction: 0.05 = 5 %.
+    pub noise: f64,
+    pub seed: u64,
+    pub bootstrap: BootstrapConfig,
+}
+
+impl CompareOptions {
+    pub fn new(label_a: &str, label_b: &str) -> Self {
+        CompareOptions {
+            label_a: label_a.to_string(),
+            label_b: label_b.to_string(),
+            noise: DEFAULT_NOISE,
+            seed: DEFAULT_SEED,
+            bootstrap: BootstrapConfig::default(),
+        }
+    }
+}
+
+/// count and quantiles of one side, in the metric's unit.
+#[derive(Clone, Debug, Serialize)]
+pub struct Side {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+}
+
+impl Side {
+    fn of(m: &MetricSummary) -> Self {
+        Side {
+            count: m.count,
+            p50: m.p50,
+            p99: m.p99,
+            p999: m.p999,
+        }
+    }
+}
+
+/// One latency metric of both runs, judged from its distributions.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyComparison {
+    pub probe: String,
+    pub subject: String,
+    pub metric: String,
+    pub unit: String,
+    pub a: Side,
+    pub b: Side,
+    pub median: Option<Change>,
+    pub median_verdict: ChangeVerdict,
+    pub p99: Option<Change>,
+    pub p99_verdict: ChangeVerdict,
+    /// Point change of p99.9 only: a tail of a few samples has no
+    /// meaningful interval.
+    pub p999_change: Option<f64>,
+    /// Regressed when either quantile regressed, improved when one improved
+    /// and none regressed.
+    pub verdict: ChangeVerdict,
+    #[serde(skip)]
+    pub hist_a: LatencyHistogram,
+    #[serde(skip)]
+    pub hist_b: LatencyHistogram,
+}
+
+impl LatencyComparison {
+    pub fn name(&self) -> String {
+        format!("{} {}", self.probe, self.metric)
+    }
+}
+
+/// A numeric fact of both runs: the change is reported, never judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalarComparison {
+    pub probe: String,
+    pub subject: String,
+    pub fact: String,
+    pub unit: String,
+    pub better: Better,
+    pub a: f64,
+    pub b: f64,
+    /// B/A - 1; None when A is zero.
+    pub change: Option<f64>,
+    pub verdict: ChangeVerdict,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub label_a: String,
+    pub label_b: String,
+    pub run_a: String,
+    pub run_b: String,
+    pub noise: f64,
+    pub seed: u64,
+    pub resamples: usize,
+    pub confidence: f64,
+    pub pairing_note: Option<String>,
+    pub latencies: Vec<LatencyComparison>,
+    pub scalars: Vec<ScalarComparison>,
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+    pub regions: Option<RegionReport>,
+    pub summary: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressed(&self) -> bool {
+        self.latencies
+            .iter()
+            .any(|l| l.verdict == ChangeVerdict::Regressed)
+    }
+
+    pub fn count(&self, v: ChangeVerdict) -> usize {
+        self.latencies.iter().filter(|l| l.verdict == v).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latencies.is_empty() && self.scalars.is_empty()
+    }
+}
+
+pub fn compare(a: &RunRecord, b: &RunRecord, opts: &CompareOptions) -> Comparison {
+    let node_match = NodeMatch::of(a, b);
+    let paired = pairing::pair(a, b, &node_match);
+    let latencies: Vec<LatencyComparison> = paired
+        .metrics
+        .iter()
+        .filter_map(|p| compare_latency(&p.key, p.a, p.b, opts))
+        .collect();
+    let scalars: Vec<ScalarComparison> = paired
+        .scalars
+        .iter()
+        .map(|s| ScalarComparison {
+            probe: s.key.0.clone(),
+            subject: s.key.1.clone(),
+            fact: s.key.2.clone(),
+            unit: s.unit.to_string(),
+            better: s.better,
+            a: s.a,
+            b: s.b,
+            change: (s.a != 0.0).then(|| s.b / s.a - 1.0),
+            verdict: ChangeVerdict::NotJudged,
+        })
+        .collect();
+    let mut c = Comparison {
+        label_a: opts.label_a.clone(),
+        label_b: opts.label_b.clone(),
+        run_a: a.run_id.clone(),
+        run_b: b.run_id.clone(),
+        noise: opts.noise,
+        seed: opts.seed,
+        resamples: opts.bootstrap.resamples,
+        confidence: opts.bootstrap.confidence,
+        pairing_note: node_match.note(),
+        latencies,
+        scalars,
+        only_in_a: paired.only_a,
+        only_in_b: paired.only_b,
+        regions: RegionReport::of(&opts.label_a, a, &opts.label_b, b),
+        summary: Vec::new(),
+    };
+    c.summary = summarize(&c);
+    c
+}
+
+fn compare_latency(
+    key: &Key,
+    a: &MetricSummary,
+    b: &MetricSummary,
+    opts: &CompareOptions,
+) -> Option<LatencyComparison> {
+    let (hist_a, hist_b) = (a.histogram().ok()?, b.histogram().ok()?);
+    let (da, db) = (Distribution::of(&hist_a)?, Distribution::of(&hist_b)?);
+    let stream = format!("{}/{}/{}", key.0, key.1, key.2);
+    let mut rng = SplitMix64::new(stream_seed(opts.seed, &stream));
+    let changes = bootstrap::quantile_changes(&da, &db, &[0.5, 0.99], &opts.bootstrap, &mut rng);
+    let judged = |c: &Option<Change>| {
+        c.as_ref()
+            .map(|c| judge(c, opts.noise, Better::Lower))
+            .unwrap_or(ChangeVerdict::NotJudged)
+    };
+    let (median, p99) = (changes[0], changes[1]);
+    let (median_verdict, p99_verdict) = (judged(&median), judged(&p99));
+    let verdicts = [median_verdict, p99_verdict];
+    let verdict = if verdicts.contains(&ChangeVerdict::Regressed) {
+        ChangeVerdict::Regressed
+    } else if verdicts.contains(&ChangeVerdict::Improved) {
+        ChangeVerdict::Improved
+    } else if verdicts.contains(&ChangeVerdict::NoChange) {
+        ChangeVerdict::NoChange
+    } else {
+        ChangeVerdict::NotJudged
+    };
+    Some(LatencyComparison {
+        probe: key.0.clone(),
+        subject: key.1.clone(),
+        metric: key.2.clone(),
+        unit: a.unit.clone(),
+        a: Side::of(a),
+        b: Side::of(b),
+        median,
+        median_verdict,
+        p99,
+        p99_verdict,
+        p999_change: (a.p999 > 0).then(|| b.p999 as f64 / a.p999 as f64 - 1.0),
+        verdict,
+        hist_a,
+        hist_b,
+    })
+}
+
+/// `+12.3 %`
+pub fn percent(fraction: f64) -> String {
+    format!("{:+.1} %", fraction * 100.0)
+}
+
+/// `+12.3 % [+10.1 %, +14.0 %]`
+pub fn change_text(c: &Change) -> String {
+    format!(
+        "{} [{}, {}]",
+        percent(c.point),
+        percent(c.low),
+        percent(c.high)
+    )
+}
+
+/// What changed most, in a few lines.
+fn summarize(c: &Comparison) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} latency metrics compared: {} regressed, {} improved, {} no significant change \
+         (noise threshold {:.1} %, {:.0} % bootstrap intervals, {} resamples, seed {})",
+        c.latencies.len(),
+        c.count(ChangeVerdict::Regressed),
+        c.count(ChangeVerdict::Improved),
+        c.count(ChangeVerdict::NoChange),
+        c.noise * 100.0,
+        c.confidence * 100.0,
+        c.resamples,
+        c.seed
+    )];
+    let mut ranked: Vec<&LatencyComparison> =
+        c.latencies.iter().filter(|l| l.median.is_some()).collect();
+    ranked.sort_by(|x, y| {
+        let mag = |l: &LatencyComparison| l.median.map_or(0.0, |m| m.point.abs());
+        mag(y).total_cmp(&mag(x))
+    });
+    for l in ranked.iter().take(3) {
+        if let Some(m) = &l.median {
+            lines.push(format!(
+                "{} ({}): median {} -> {}, {} — {}",
+                l.name(),
+                l.subject,
+                format::value(l.a.p50 as f64, &l.unit),
+                format::value(l.b.p50 as f64, &l.unit),
+                change_text(m),
+                l.verdict
+            ));
+        }
+    }
+    let biggest_scalar = c
+        .scalars
+        .iter()
+        .filter_map(|s| Some((s, s.change?)))
+        .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()));
+    if let Some((s, change)) = biggest_scalar {
+        lines.push(format!(
+            "largest change without a distribution: {} {} ({}): {} -> {} ({}), not judged",
+            s.probe,
+            s.fact,
+            s.subject,
+            format::value(s.a, &s.unit),
+            format::value(s.b, &s.unit),
+            percent(change)
+        ));
+    }
+    if let Some(note) = &c.pairing_note {
+        lines.push(note.clone());
+    }
+    if let Some(r) = &c.regions {
+        lines.extend(r.impact.iter().cloned());
+    }
+    lines
+}

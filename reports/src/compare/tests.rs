@@ -1,0 +1,305 @@
+//! compare on runs built from synthetic histograms: the logic, not the
+//! measurement (the end-to-end proof with real fsync runs is in
+//! tests/compare_cli.rs).
+
+use std::collections::BTreeMap;
+
+use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
+use serde_json::{json, Value};
+
+use super::output::{self, latency_rows};
+use super::sampler::SplitMix64;
+use super::verdict::ChangeVerdict;
+use super::*;
+use crate::bundle::{NodeRecord, RunRecord, RunVerdict};
+
+/// `n` samples around `center` ns with a deterministic spread.
+fn hist(center: f64, n: u64, salt: u64) -> LatencyHistogram {
+    let mut rng = SplitMix64::new(salt);
+    let mut h = LatencyHistogram::new();
+    for _ in 0..n {
+        let z: f64 = (0..6).map(|_| rng.next_f64()).sum::<f64>() - 3.0;
+        h.record((center * (0.25 * z).exp()) as u64);
+    }
+    h
+}
+
+fn node(name: &str, labels: &[(&str, &str)], results: Vec<ProbeResult>) -> NodeRecord {
+    NodeRecord {
+        name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        inventory: None,
+        results,
+        errors: Vec::new(),
+    }
+}
+
+fn run(id: &str, nodes: Vec<NodeRecord>) -> RunRecord {
+    RunRecord {
+        schema_version: 1,
+        run_id: id.into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: Some("2026-01-01T00:01:00Z".into()),
+        tool_version: "test".into(),
+        plan: Value::Null,
+        profile: Profile::default(),
+        nodes,
+        verdict: RunVerdict::Pass,
+    }
+}
+
+fn fsync(node: &str, center: f64, salt: u64, syncs_per_sec: f64) -> ProbeResult {
+    let mut r = ProbeResult::new("fsync", node);
+    r.metric("fdatasync", &hist(center, 3000, salt), "ns")
+        .unwrap();
+    r.fact("syncs_per_sec", syncs_per_sec);
+    r.fact("device", "vda");
+    r
+}
+
+fn opts() -> CompareOptions {
+    let mut o = CompareOptions::new("A", "B");
+    o.bootstrap.resamples = 300;
+    o
+}
+
+#[test]
+fn same_distribution_is_no_change_and_a_shift_is_regressed() {
+    let a = run("a", vec![node("n1", &[], vec![fsync("n1", 2e6, 1, 480.0)])]);
+    let same = run("b", vec![node("n1", &[], vec![fsync("n1", 2e6, 2, 470.0)])]);
+    let slow = run("c", vec![node("n1", &[], vec![fsync("n1", 3e6, 3, 320.0)])]);
+
+    let c = compare(&a, &same, &opts());
+    assert_eq!(c.latencies.len(), 1);
+    assert_eq!(
+        c.latencies[0].verdict,
+        ChangeVerdict::NoChange,
+        "{:?}",
+        c.latencies[0]
+    );
+    assert!(!c.regressed());
+
+    let c = compare(&a, &slow, &opts());
+    let l = &c.latencies[0];
+    assert_eq!(l.verdict, ChangeVerdict::Regressed);
+    let m = l.median.unwrap();
+    assert!(m.low > 0.0 && (m.low..=m.high).contains(&0.5), "{m:?}");
+    assert!(c.regressed());
+    // The faster run the other way round is an improvement.
+    assert_eq!(
+        compare(&slow, &a, &opts()).latencies[0].verdict,
+        ChangeVerdict::Improved
+    );
+
+    let s = &c.scalars[0];
+    assert_eq!(
+        (s.fact.as_str(), s.verdict),
+        ("syncs_per_sec", ChangeVerdict::NotJudged)
+    );
+    assert!((s.change.unwrap() - (320.0 / 480.0 - 1.0)).abs() < 1e-9);
+}
+
+#[test]
+fn verdicts_and_intervals_are_reproducible_and_stable_across_seeds() {
+    let a = run("a", vec![node("n1", &[], vec![fsync("n1", 2e6, 1, 1.0)])]);
+    let b = run("b", vec![node("n1", &[], vec![fsync("n1", 2.6e6, 5, 1.0)])]);
+    let with_seed = |seed| {
+        let mut o = opts();
+        o.seed = seed;
+        compare(&a, &b, &o)
+    };
+    let first = with_seed(1);
+    assert_eq!(
+        first.latencies[0].median,
+        with_seed(1).latencies[0].median,
+        "same seed, same interval"
+    );
+    for seed in [2, 3, 99] {
+        let other = with_seed(seed);
+        assert_eq!(other.latencies[0].verdict, first.latencies[0].verdict);
+        assert_ne!(
+            other.latencies[0].median, first.latencies[0].median,
+            "seed is used"
+        );
+    }
+}
+
+#[test]
+fn single_nodes_with_different_names_pair_by_probe_and_metric() {
+    let a = run(
+        "a",
+        vec![node(
+            "nvme-node",
+            &[],
+            vec![fsync("nvme-node", 2e5, 1, 4000.0)],
+        )],
+    );
+    let b = run(
+        "b",
+        vec![node(
+            "sata-node",
+            &[],
+            vec![fsync("sata-node", 4e6, 2, 240.0)],
+        )],
+    );
+    let c = compare(&a, &b, &opts());
+    assert_eq!(c.latencies.len(), 1);
+    assert_eq!(c.latencies[0].subject, "nvme-node vs sata-node");
+    assert!(c
+        .pairing_note
+        .as_deref()
+        .unwrap()
+        .contains("paired by probe and metric"));
+    assert!(c
+        .summary
+        .iter()
+        .any(|l| l.contains("paired by probe and metric")));
+    assert!(c.only_in_a.is_empty() && c.only_in_b.is_empty());
+}
+
+#[test]
+fn unmatched_metrics_are_listed_not_compared() {
+    let mut extra = fsync("n1", 2e6, 1, 1.0);
+    extra.metric("write", &hist(5e4, 100, 9), "ns").unwrap();
+    let a = run(
+        "a",
+        vec![node("n1", &[], vec![extra]), node("n2", &[], vec![])],
+    );
+    let b = run(
+        "b",
+        vec![
+            node("n1", &[], vec![fsync("n1", 2e6, 2, 1.0)]),
+            node("n3", &[], vec![]),
+        ],
+    );
+    let c = compare(&a, &b, &opts());
+    assert_eq!(c.latencies.len(), 1);
+    assert_eq!(c.only_in_a, vec!["fsync write (n1)".to_string()]);
+}
+
+/// An rtt result with the key format of the rtt probe.
+fn rtt(src: &str, targets: &[(&str, f64)], salt: u64) -> ProbeResult {
+    let mut r = ProbeResult::new("rtt", src);
+    for (i, (dst, center)) in targets.iter().enumerate() {
+        for kind in ["udp", "tcp_rr"] {
+            let key = format!("{src}->{dst}/native/{kind}");
+            r.metric(&key, &hist(*center, 2000, salt + i as u64), "ns")
+                .unwrap();
+        }
+    }
+    r.fact(
+        "overlay_overhead_us",
+        json!({ format!("{src}->{}", targets[0].0): 12.5 }),
+    );
+    r
+}
+
+#[test]
+fn regions_give_a_table_and_the_serial_round_trip_cost() {
+    // oslo-1 and oslo-2 are 1 ms apart; frankfurt-1 is 25 ms from both.
+    let oslo = [("region", "oslo")];
+    let fra = [("region", "frankfurt")];
+    let make = |id: &str, far: f64| {
+        run(
+            id,
+            vec![
+                node(
+                    "oslo-1",
+                    &oslo,
+                    vec![rtt("oslo-1", &[("oslo-2", 1e6), ("frankfurt-1", far)], 1)],
+                ),
+                node("oslo-2", &oslo, vec![rtt("oslo-2", &[("oslo-1", 1e6)], 3)]),
+                node(
+                    "frankfurt-1",
+                    &fra,
+                    vec![rtt("frankfurt-1", &[("oslo-2", far)], 5)],
+                ),
+            ],
+        )
+    };
+    let a = make("a", 25e6);
+    let b = make("b", 35e6);
+    let c = compare(&a, &b, &opts());
+    let r = c.regions.as_ref().unwrap();
+    let pair =
+        r.a.iter()
+            .find(|x| x.from == "frankfurt" && x.to == "oslo" && x.kind == "tcp_rr")
+            .unwrap();
+    assert!((pair.p50_ns as f64 / 25e6 - 1.0).abs() < 0.05, "{pair:?}");
+    let line = r
+        .impact
+        .iter()
+        .find(|l| l.starts_with("A: 10 serial round trips to oslo from frankfurt"))
+        .unwrap_or_else(|| panic!("{:?}", r.impact));
+    // 10 * (25 ms - 1 ms) = 240 ms, within the spread of the synthetic data.
+    let ms: f64 = line
+        .split("cost ")
+        .nth(1)
+        .unwrap()
+        .split(" ms")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((ms - 240.0).abs() < 15.0, "{line}");
+    assert!(r.impact.iter().any(|l| l.contains("from oslo to frankfurt cost") && l.contains("more in B than in A")), "{:?}", r.impact);
+    assert!(!output::region_rows(&c).is_empty());
+    // The far pair regressed, the near pairs did not.
+    let far = c
+        .latencies
+        .iter()
+        .find(|l| l.metric == "oslo-1->frankfurt-1/native/tcp_rr")
+        .unwrap();
+    assert_eq!(far.verdict, ChangeVerdict::Regressed);
+    let near = c
+        .latencies
+        .iter()
+        .find(|l| l.metric == "oslo-1->oslo-2/native/udp")
+        .unwrap();
+    assert_eq!(near.verdict, ChangeVerdict::NoChange);
+    assert!(c
+        .scalars
+        .iter()
+        .any(|s| s.fact == "overlay_overhead_us[oslo-1->oslo-2]"));
+}
+
+#[test]
+fn outputs_hold_tables_charts_and_json() {
+    let a = run("a", vec![node("n1", &[], vec![fsync("n1", 2e6, 1, 480.0)])]);
+    let b = run("b", vec![node("n1", &[], vec![fsync("n1", 3e6, 2, 320.0)])]);
+    let c = compare(&a, &b, &opts());
+    let files = output::artifacts(&c).unwrap();
+    let get = |name: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.relative_path == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        String::from_utf8(f.bytes.clone()).unwrap()
+    };
+    let j: Value = serde_json::from_str(&get("compare.json")).unwrap();
+    assert_eq!(j["latencies"][0]["verdict"], "regressed");
+    assert!(j["latencies"][0]["median"]["low"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["scalars"][0]["verdict"], "not_judged");
+    let md = get("compare.md");
+    assert!(
+        md.contains("| fsync | fdatasync | n1 |") && md.contains("regressed"),
+        "{md}"
+    );
+    let html = get("compare.html");
+    assert!(
+        html.contains("<svg") && html.contains("<polyline"),
+        "CDF drawn inline"
+    );
+    assert!(
+        html.contains("A: A") && html.contains("B: B"),
+        "lines labelled"
+    );
+    // The only URL is the SVG namespace name, which is never fetched.
+    let fetches = ["src=\"http", "href=\"http", "url(http", "@import"];
+    assert!(!html.contains("<script") && !fetches.iter().any(|f| html.contains(f)));
+    assert!(files.iter().any(|f| f.relative_path.ends_with(".png")));
+    assert_eq!(latency_rows(&c)[0].len(), output::LATENCY_HEADER.len());
+}
