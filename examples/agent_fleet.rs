@@ -42,6 +42,7 @@ fn main() -> Result<()> {
                 allow_dirs: Vec::new(),
                 node: Some(name.clone()),
                 netns: None,
+                echo_port: None,
                 ready_file: None,
                 profile: "etcd".into(),
             };

@@ -47,10 +47,9 @@ impl Token {
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for i in 0..b.len() {
-        let x = a.get(i).copied().unwrap_or(0);
-        diff |= x ^ b[i];
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, expected) in b.iter().enumerate() {
+        diff |= a.get(i).copied().unwrap_or(0) ^ expected;
     }
     std::hint::black_box(diff) == 0
 }

@@ -19,6 +19,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::CancelToken;
 use tokio::net::TcpListener;
 
 use crate::exit::Outcome;
@@ -50,6 +52,10 @@ pub struct AgentArgs {
     /// Run probes inside this network namespace (/run/netns/NAME).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
+    /// Serve UDP and TCP echo on this port for the rtt and mtu probes of other
+    /// agents (0 picks a free port; reported in /v1/health).
+    #[arg(long, value_name = "PORT")]
+    pub echo_port: Option<u16>,
     /// Write the bound address here once listening.
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
@@ -65,6 +71,8 @@ pub struct AgentConfig {
     pub state: AgentState,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub ready_file: Option<PathBuf>,
+    /// Kept alive as long as the server runs.
+    pub echo: Option<EchoResponder>,
 }
 
 impl AgentConfig {
@@ -100,6 +108,10 @@ impl AgentConfig {
             .node
             .clone()
             .unwrap_or_else(|| sysinfo_hostname().unwrap_or_else(|| "agent".to_string()));
+        let echo = args
+            .echo_port
+            .map(|port| start_echo(port, args.netns.as_deref()))
+            .transpose()?;
         let jobs = Jobs::new(
             node.clone(),
             profile.clone(),
@@ -113,13 +125,33 @@ impl AgentConfig {
                 jobs,
                 node,
                 profile,
-                echo_port: None,
+                echo_port: echo.as_ref().map(EchoResponder::port),
                 netns: args.netns.clone(),
             },
             tls,
             ready_file: args.ready_file.clone(),
+            echo,
         })
     }
+}
+
+/// Starts the echo responder from a thread inside the agent's namespace, so
+/// the responder's threads (which inherit it) serve there.
+fn start_echo(port: u16, netns: Option<&str>) -> Result<EchoResponder> {
+    let netns = netns.map(str::to_string);
+    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+    let started = std::thread::Builder::new()
+        .name("echo-setup".into())
+        .spawn(move || -> Result<EchoResponder> {
+            if let Some(ns) = &netns {
+                crate::netns::enter(ns)?;
+            }
+            Ok(EchoResponder::start(bind, CancelToken::new())?)
+        })
+        .context("starting the echo responder thread")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the echo responder thread panicked"))?;
+    started.with_context(|| format!("--echo-port {port}"))
 }
 
 fn sysinfo_hostname() -> Option<String> {
@@ -228,5 +260,6 @@ pub async fn serve(
     if let Some(path) = &config.ready_file {
         let _ = std::fs::remove_file(path);
     }
+    drop(config.echo);
     Ok(())
 }

@@ -147,29 +147,67 @@ pub fn detect_hypervisor(cpuinfo: &str, dmi_dir: &Path, sys_hypervisor: &Path) -
     }
 }
 
-/// Container runtime markers: docker, podman, kubernetes, lxc.
-pub fn detect_container() -> Option<String> {
-    if Path::new("/.dockerenv").exists() {
-        return Some("docker".into());
-    }
-    if Path::new("/run/.containerenv").exists() {
-        return Some("podman".into());
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return Some("kubernetes".into());
-    }
-    if let Ok(environ) = std::fs::read("/proc/1/environ") {
-        for var in environ.split(|b| *b == 0) {
-            if let Some(v) = var.strip_prefix(b"container=") {
-                return Some(String::from_utf8_lossy(v).into_owned());
-            }
+/// What this process can see of a container runtime.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerMarkers {
+    pub dockerenv: bool,
+    pub containerenv: bool,
+    pub kubernetes_env: bool,
+    /// `container=` in PID 1's environment (systemd's convention).
+    pub pid1_container_env: Option<String>,
+    pub pid1_cgroup: String,
+    pub root_fs_type: String,
+}
+
+impl ContainerMarkers {
+    pub fn read() -> Self {
+        let pid1_container_env = std::fs::read("/proc/1/environ").ok().and_then(|environ| {
+            environ.split(|b| *b == 0).find_map(|var| {
+                var.strip_prefix(b"container=")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        });
+        ContainerMarkers {
+            dockerenv: Path::new("/.dockerenv").exists(),
+            containerenv: Path::new("/run/.containerenv").exists(),
+            kubernetes_env: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+            pid1_container_env,
+            pid1_cgroup: std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default(),
+            root_fs_type: crate::system::mounts::mount_of(Path::new("/"))
+                .map(|m| m.fs_type)
+                .unwrap_or_default(),
         }
     }
-    let cgroup = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
-    ["docker", "kubepods", "lxc", "containerd"]
+}
+
+/// Container runtime (docker, podman, kubernetes, lxc, ...) or None.
+/// `/.dockerenv` alone is weak evidence: images built with docker keep it
+/// when booted as VMs, so it counts only with an overlay root filesystem.
+pub fn classify_container(m: &ContainerMarkers) -> Option<String> {
+    if let Some(kind) = &m.pid1_container_env {
+        return Some(kind.clone());
+    }
+    if m.containerenv {
+        return Some("podman".into());
+    }
+    if let Some(kind) = ["kubepods", "docker", "lxc", "containerd"]
         .iter()
-        .find(|m| cgroup.contains(*m))
-        .map(|m| m.to_string())
+        .find(|k| m.pid1_cgroup.contains(*k))
+    {
+        return Some(kind.to_string());
+    }
+    if m.kubernetes_env {
+        return Some("kubernetes".into());
+    }
+    let layered_root = ["overlay", "aufs", "fuse-overlayfs"].contains(&m.root_fs_type.as_str());
+    if m.dockerenv && layered_root {
+        return Some("docker".into());
+    }
+    None
+}
+
+pub fn detect_container() -> Option<String> {
+    classify_container(&ContainerMarkers::read())
 }
 
 fn steal_ticks_since_boot() -> Option<u64> {
@@ -209,6 +247,27 @@ mod tests {
         assert!(v.hypervisor_flag);
         assert_eq!(v.hypervisor.as_deref(), Some("kvm"));
         assert_eq!(v.dmi_vendor.as_deref(), Some("QEMU"));
+    }
+
+    #[test]
+    fn dockerenv_alone_on_a_block_device_root_is_not_a_container() {
+        let vm = ContainerMarkers {
+            dockerenv: true,
+            pid1_cgroup: "0::/\n".into(),
+            root_fs_type: "ext4".into(),
+            ..Default::default()
+        };
+        assert_eq!(classify_container(&vm), None);
+        let docker = ContainerMarkers {
+            root_fs_type: "overlay".into(),
+            ..vm.clone()
+        };
+        assert_eq!(classify_container(&docker).as_deref(), Some("docker"));
+        let pod = ContainerMarkers {
+            pid1_cgroup: "0::/kubepods/besteffort/pod1234\n".into(),
+            ..vm
+        };
+        assert_eq!(classify_container(&pod).as_deref(), Some("kubepods"));
     }
 
     #[test]

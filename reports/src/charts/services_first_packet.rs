@@ -37,7 +37,9 @@ pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
             p50.entry(label.clone())
                 .or_default()
                 .push((count, summary.p50 as f64));
-            p99.entry(label).or_default().push((count, summary.p99 as f64));
+            p99.entry(label)
+                .or_default()
+                .push((count, summary.p99 as f64));
         }
     }
     [("p50", p50), ("p99", p99)]
@@ -78,9 +80,12 @@ mod tests {
         for (count, ns) in [(1000u64, 30_000u64), (10, 20_000), (100, 25_000)] {
             let mut h = LatencyHistogram::new();
             h.record(ns);
-            r.metric(&format!("iptables-nft/{count}/end"), &h, "ns").unwrap();
-            r.metric(&format!("iptables-nft/{count}/front"), &h, "ns").unwrap();
-            r.metric(&format!("nftables/{count}/end"), &h, "ns").unwrap();
+            r.metric(&format!("iptables-nft/{count}/end"), &h, "ns")
+                .unwrap();
+            r.metric(&format!("iptables-nft/{count}/front"), &h, "ns")
+                .unwrap();
+            r.metric(&format!("nftables/{count}/end"), &h, "ns")
+                .unwrap();
         }
         let charts = charts(&[&r]);
         assert_eq!(charts.len(), 2);
