@@ -225,10 +225,14 @@ impl Plan {
                 .map_err(|e: String| loc.at(key.span(), e))?;
             let params = serde_json::to_value(table.get_ref())
                 .map_err(|e| loc.at(table.span(), e.to_string()))?;
-            if !is_pairwise(probe) {
-                registry::validate(probe, &params)
-                    .map_err(|e| loc.at(table.span(), e.to_string()))?;
-            }
+            let checked = if is_pairwise(probe) {
+                pairwise_stand_in(&params)
+            } else {
+                Ok(params.clone())
+            };
+            checked
+                .and_then(|p| registry::validate(probe, &p).map_err(|e| e.to_string()))
+                .map_err(|e| loc.at(table.span(), e))?;
             probes.push((probe, params));
         }
         probes.sort_by_key(|(p, _)| ProbeName::ALL.iter().position(|x| x == p));
@@ -264,6 +268,32 @@ impl Plan {
             "probes": probes,
         })
     }
+}
+
+/// A network probe's plan section holds `paths` where the probe takes
+/// `targets` (the coordinator builds them per source agent); validate the
+/// rest against a stand-in target so typos fail before anything runs.
+fn pairwise_stand_in(params: &Value) -> Result<Value, String> {
+    let mut p = params.as_object().cloned().unwrap_or_default();
+    if let Some(paths) = p.remove("paths") {
+        let ok = paths
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+        if !ok {
+            return Err(
+                "paths must be a non-empty list of path names, e.g. [\"native\", \"overlay\"]"
+                    .into(),
+            );
+        }
+    }
+    if p.contains_key("targets") {
+        return Err("targets are built from the agents' addresses: name `paths` instead".into());
+    }
+    p.insert(
+        "targets".into(),
+        serde_json::json!([{"node": "stand-in", "path": "native", "address": "127.0.0.1", "port": 1}]),
+    );
+    Ok(Value::Object(p))
 }
 
 /// Probes measured between agents; the coordinator builds their targets.
@@ -321,6 +351,20 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("nope.token"));
+    }
+
+    #[test]
+    fn network_probe_sections_are_validated_too() {
+        let ok = parse(&format!(
+            "name = \"t\"\n{AGENT}[probes.rtt]\npaths = [\"native\"]\ncount = 10\n"
+        ));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let e = parse(&format!(
+            "name = \"t\"\n{AGENT}[probes.rtt]\npaths = [\"native\"]\ncuont = 10\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("cuont"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
     }
 
     #[test]

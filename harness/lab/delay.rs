@@ -1,0 +1,157 @@
+//! The delay line between a region and the WAN hub (this kernel has no
+//! netem): a process attached to two TUN devices in two namespaces that
+//! holds every packet for the one-way delay before passing it on, in both
+//! directions. Started by `lab up` as a hidden subcommand; killed by
+//! `lab down` (the devices belong to the namespaces and go with them).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use infraqual_probes::units::HumanDuration;
+
+use crate::exit::Outcome;
+
+#[derive(Args, Debug, Clone)]
+pub struct DelayLineArgs {
+    /// Namespace of the first TUN device.
+    #[arg(long)]
+    pub a_netns: String,
+    #[arg(long)]
+    pub a_dev: String,
+    /// Namespace of the second TUN device.
+    #[arg(long)]
+    pub b_netns: String,
+    #[arg(long)]
+    pub b_dev: String,
+    /// Held in each direction.
+    #[arg(long)]
+    pub delay: HumanDuration,
+    /// Written once both devices are attached.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Packets queued per direction before tail drop (a router's buffer).
+    #[arg(long, default_value_t = 4096)]
+    pub queue_limit: usize,
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const MAX_PACKET: usize = 65_536;
+
+/// Attaches to the existing (persistent) TUN device `dev` of the calling
+/// thread's network namespace.
+fn attach(dev: &str) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .context("opening /dev/net/tun")?;
+    // SAFETY: all-zero ifreq is valid; the name fits (checked).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if dev.len() >= req.ifr_name.len() {
+        bail!("TUN device name {dev} is too long");
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(dev.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
+    // SAFETY: TUNSETIFF on a /dev/net/tun fd with a valid ifreq.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("attaching to TUN {dev}"));
+    }
+    Ok(file)
+}
+
+struct Queue {
+    packets: Mutex<VecDeque<(Instant, Vec<u8>)>>,
+    ready: Condvar,
+}
+
+pub fn run(args: &DelayLineArgs) -> Result<Outcome> {
+    crate::netns::enter(&args.a_netns)?;
+    let a = attach(&args.a_dev)?;
+    crate::netns::enter(&args.b_netns)?;
+    let b = attach(&args.b_dev)?;
+    let delay = args.delay.0;
+    let limit = args.queue_limit.max(1);
+    let mut threads = Vec::new();
+    for (from, to, name) in [(a.try_clone()?, b.try_clone()?, "a->b"), (b, a, "b->a")] {
+        let queue = Arc::new(Queue {
+            packets: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+        });
+        let q = Arc::clone(&queue);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("delay-in-{name}"))
+                .spawn(move || receive(from, &q, delay, limit))?,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("delay-out-{name}"))
+                .spawn(move || release(to, &queue))?,
+        );
+    }
+    if let Some(path) = &args.ready_file {
+        infraqual_reports::atomic::write(path, b"ready\n")
+            .with_context(|| format!("--ready-file {}", path.display()))?;
+    }
+    // Runs until killed (SIGTERM from `lab down`); a thread ending means a
+    // device went away (its namespace was deleted): stop.
+    while threads.iter().all(|t| !t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(Outcome::Pass)
+}
+
+fn receive(mut from: File, queue: &Queue, delay: Duration, limit: usize) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let due = Instant::now() + delay;
+        let mut q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < limit {
+            q.push_back((due, buf[..n].to_vec()));
+            queue.ready.notify_one();
+        }
+    }
+}
+
+/// Constant delay keeps the queue in due order: wait for the head's time,
+/// write it, repeat.
+fn release(mut to: File, queue: &Queue) {
+    let mut q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let Some(&(due, _)) = q.front() else {
+            q = queue.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        let now = Instant::now();
+        if due > now {
+            q = queue
+                .ready
+                .wait_timeout(q, due - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        let Some((_, packet)) = q.pop_front() else { continue };
+        drop(q);
+        // A write error (no route, device down) drops the packet, like a link.
+        let _ = to.write(&packet);
+        q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
+    }
+}
