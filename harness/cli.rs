@@ -36,6 +36,8 @@ pub enum Command {
     Run(crate::coordinator::RunArgs),
     /// Serve this machine's probes to a coordinator (HTTP/1.1 JSON API, bearer token, optional TLS).
     Agent(crate::agent::AgentArgs),
+    /// A local emulated cluster in network namespaces: up, down, status.
+    Lab(commands::lab::LabArgs),
     /// Compare two run bundles (or a run against a saved baseline): verdicts with confidence.
     Compare(commands::compare::CompareArgs),
 }
@@ -51,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Probe { probe } => commands::probe::run(&probe),
         Command::Report(args) => commands::report::run(&args),
         Command::Agent(args) => crate::agent::run(&args),
+        Command::Lab(args) => commands::lab::run(&args),
         Command::Run(args) => crate::coordinator::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
     };

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod coordinator;
 pub mod exit;
+pub mod lab;
 pub mod netns;
 pub mod probe_args;
 pub mod progress;

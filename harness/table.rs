@@ -76,12 +76,16 @@ pub fn probe_summary(result: &ProbeResult) -> String {
             &rows,
         ));
         out.push('\n');
-    } else if !result.facts.is_empty() {
-        let rows: Vec<Vec<String>> = result
-            .facts
-            .iter()
-            .map(|(k, v)| vec![k.clone(), format::fact(v)])
-            .collect();
+    }
+    // Nested facts (per-CPU tables, disk lists) stay in --json and the report;
+    // with metrics shown, only the one-line facts are worth the screen.
+    let rows: Vec<Vec<String>> = result
+        .facts
+        .iter()
+        .filter(|(_, v)| result.metrics.is_empty() || !(v.is_object() || v.is_array()))
+        .map(|(k, v)| vec![k.clone(), format::fact(v)])
+        .collect();
+    if !rows.is_empty() {
         out.push_str(&render(&["fact", "value"], &rows));
         out.push('\n');
     }

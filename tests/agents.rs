@@ -138,7 +138,7 @@ pub fn run_json(dir: &Path) -> serde_json::Value {
     let bundle = std::fs::read_dir(&runs)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
+        .find(|p| p.is_dir() && !p.ends_with("baselines"))
         .expect("a bundle");
     serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap()
 }

@@ -26,12 +26,13 @@ fn qualify_fsync(dir: &Path, out: &Path, extra: &[&str]) -> Command {
 
 fn finish(mut cmd: Command) -> PathBuf {
     let out = cmd.output().expect("infraqual runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 1 is a failed check (the slow disk may fail etcd's bound): still a run.
     assert!(
-        out.status.code() == Some(0),
-        "qualify failed: {}",
+        matches!(out.status.code(), Some(0 | 1)),
+        "qualify could not run: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let report = stdout
         .lines()
         .find_map(|l| l.strip_prefix("report: "))
@@ -91,7 +92,11 @@ fn two_runs_on_the_same_disk_are_no_significant_change_for_any_seed() {
         .unwrap();
     let b = finish(qualify_fsync(&db, &ob, &[]));
     let out_a = child_a.wait_with_output().unwrap();
-    assert_eq!(out_a.status.code(), Some(0), "{}", String::from_utf8_lossy(&out_a.stderr));
+    assert!(
+        matches!(out_a.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out_a.stderr)
+    );
     let a = only_bundle(&oa);
 
     let mut first: Option<Vec<(String, String)>> = None;
@@ -108,7 +113,10 @@ fn two_runs_on_the_same_disk_are_no_significant_change_for_any_seed() {
         );
         let m = &fdatasync(&c)["median"];
         let (low, high) = (m["low"].as_f64().unwrap(), m["high"].as_f64().unwrap());
-        assert!(low <= high && high - low < 0.5, "a real interval: [{low}, {high}]");
+        assert!(
+            low <= high && high - low < 0.5,
+            "a real interval: [{low}, {high}]"
+        );
         assert_eq!(c["seed"], seed.parse::<u64>().unwrap());
         match &first {
             None => first = Some(v),
@@ -137,18 +145,18 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
     let runs = tmp.path().join("runs");
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
-    let normal = finish(qualify_fsync(&disk, &runs, &["--save-baseline", "normal-disk"]));
+    let normal = finish(qualify_fsync(
+        &disk,
+        &runs,
+        &["--save-baseline", "normal-disk"],
+    ));
     assert!(runs.join("baselines/normal-disk/run.json").is_file());
     assert!(runs.join("baselines/normal-disk/plan.toml").is_file());
 
     // Every fdatasync on the fixture sleeps 2 ms more than the backing disk.
-    let mount = iq_slowfs::SlowFsMount::start(
-        &slowfs_binary(),
-        tmp.path(),
-        Duration::from_millis(2),
-        true,
-    )
-    .expect("mount iq-slowfs");
+    let mount =
+        iq_slowfs::SlowFsMount::start(&slowfs_binary(), tmp.path(), Duration::from_millis(2), true)
+            .expect("mount iq-slowfs");
     let slow = finish(qualify_fsync(mount.path(), &runs, &[]));
     drop(mount);
 
@@ -171,7 +179,10 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
         // Ground truth: B's median is A's plus the injected 2 ms (FUSE adds
         // its own round trip on top, so only a lower bound is exact).
         let shift_ns = f["b"]["p50"].as_f64().unwrap() - f["a"]["p50"].as_f64().unwrap();
-        assert!(shift_ns >= 1.9e6, "median shift {shift_ns} ns >= the injected 2 ms");
+        assert!(
+            shift_ns >= 1.9e6,
+            "median shift {shift_ns} ns >= the injected 2 ms"
+        );
         assert!(stdout.contains("regressed"));
         for file in ["compare.json", "compare.md", "compare.html"] {
             assert!(out.join(file).is_file(), "{file}");
@@ -192,7 +203,11 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
         tmp.path().join("cmp-baseline").to_str().unwrap(),
     ]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("A = baseline-normal-disk"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("A = baseline-normal-disk"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -209,6 +224,14 @@ fn bad_input_is_one_line_and_exit_2() {
     assert_one_line_error(&r, "baseline name");
     let r = run(&["compare", empty, empty, "--noise", "lots"]);
     assert_one_line_error(&r, "--noise");
-    let r = run(&["qualify", "--probes", "inventory", "--save-baseline", "a/b", "--out", empty]);
+    let r = run(&[
+        "qualify",
+        "--probes",
+        "inventory",
+        "--save-baseline",
+        "a/b",
+        "--out",
+        empty,
+    ]);
     assert_one_line_error(&r, "baseline name");
 }

@@ -29,10 +29,15 @@ fn two_agents_produce_one_bundle() {
         "[probes.inventory]\n",
         "",
     );
-    let r = run_in(&["run", plan.to_str().unwrap()], Some(dir.path()));
+    let r = run_in(
+        &["run", plan.to_str().unwrap(), "--save-baseline", "fleet"],
+        Some(dir.path()),
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let run = run_json(dir.path());
     assert_eq!(run["verdict"], "pass");
+    let baseline = dir.path().join("runs/baselines/fleet/run.json");
+    assert!(baseline.is_file(), "the run is saved as a baseline");
     for name in ["alpha", "beta"] {
         let n = node(&run, name);
         assert_eq!(n["inventory"]["probe"], "inventory");

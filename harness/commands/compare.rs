@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use infraqual_reports::atomic;
 use infraqual_reports::baseline;
 use infraqual_reports::bundle::{self, RunRecord};
 use infraqual_reports::charts::slug;
 use infraqual_reports::compare::output::{self, LATENCY_HEADER, REGION_HEADER, SCALAR_HEADER};
 use infraqual_reports::compare::verdict::parse_noise;
 use infraqual_reports::compare::{self, CompareOptions, Comparison, DEFAULT_SEED};
-use infraqual_reports::atomic;
 
 use crate::exit::Outcome;
 use crate::table;
@@ -129,10 +129,16 @@ fn write_outputs(out: &Path, c: &Comparison) -> Result<()> {
 }
 
 fn print_terminal(c: &Comparison) {
-    println!("A = {} (run {}), B = {} (run {})", c.label_a, c.run_a, c.label_b, c.run_b);
+    println!(
+        "A = {} (run {}), B = {} (run {})",
+        c.label_a, c.run_a, c.label_b, c.run_b
+    );
     if !c.latencies.is_empty() {
         println!();
-        print!("{}", table::render(&LATENCY_HEADER, &output::latency_rows(c)));
+        print!(
+            "{}",
+            table::render(&LATENCY_HEADER, &output::latency_rows(c))
+        );
     }
     if !c.scalars.is_empty() {
         println!();

@@ -36,9 +36,17 @@ pub struct RunArgs {
     /// Where run bundles go (overrides the plan's `out`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// After the run, save it as baseline NAME (<out>/baselines/NAME/) for
+    /// `infraqual compare --baseline NAME RUN`.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
+    if let Some(name) = &args.save_baseline {
+        // Bad names fail before anything runs.
+        infraqual_reports::baseline::validate_name(name)?;
+    }
     let plan = Plan::load(&args.plan)?;
     let out = args
         .out
@@ -84,6 +92,10 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     render::render_bundle(&dir, &record).with_context(|| format!("rendering {}", dir.display()))?;
     crate::commands::qualify::print_summary(&record);
     println!("report: {}", dir.join("report.html").display());
+    if let Some(name) = &args.save_baseline {
+        let saved = infraqual_reports::baseline::save(&out, name, &dir)?;
+        println!("baseline {name}: {}", saved.display());
+    }
     Ok(Outcome::from_verdict(record.verdict))
 }
 

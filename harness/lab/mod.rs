@@ -140,10 +140,12 @@ fn build(spec: &LabSpec, layout: &Layout, dir: &Path, st: &mut LabState) -> Resu
     if spec.agents {
         start_agents(spec, dir, st)?;
     }
-    let plan_path = dir.join("plan.toml");
-    infraqual_reports::atomic::write(&plan_path, plan::render(st).as_bytes())
-        .with_context(|| format!("writing {}", plan_path.display()))?;
-    st.plan = Some(plan_path);
+    if spec.agents {
+        let plan_path = dir.join("plan.toml");
+        infraqual_reports::atomic::write(&plan_path, plan::render(st).as_bytes())
+            .with_context(|| format!("writing {}", plan_path.display()))?;
+        st.plan = Some(plan_path);
+    }
     st.save(dir)
 }
 

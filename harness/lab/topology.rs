@@ -330,10 +330,16 @@ fn build_regions(l: &Layout, hub: &str) -> Result<()> {
         hub_cmds.push(format!("addr add 198.18.1.{}/32 dev {dev}", 2 * k1));
         hub_cmds.push(format!("link set {dev} up"));
         for n in &l.nodes {
+            // The underlay address (VXLAN, host-gw next hops) and the pod
+            // network (its native half arrives unencapsulated).
+            let pods = format!("198.19.{}.0/24", n.index);
             if n.region == k {
                 hub_cmds.push(format!("route add {}/32 dev {dev}", n.underlay()));
+                hub_cmds.push(format!("route add {pods} dev {dev}"));
+                sw_cmds.push(format!("route add {pods} via {} dev br0", n.underlay()));
             } else {
                 sw_cmds.push(format!("route add {}/32 dev {REGION_WAN_DEV}", n.underlay()));
+                sw_cmds.push(format!("route add {pods} dev {REGION_WAN_DEV}"));
             }
         }
         cmd::ip_batch(sw, &sw_cmds)?;

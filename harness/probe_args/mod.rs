@@ -4,8 +4,11 @@
 
 pub mod fsync;
 pub mod inventory;
+pub mod mtu;
+pub mod rtt;
 pub mod services;
 pub mod steal;
+pub mod target;
 
 use std::path::PathBuf;
 
@@ -43,6 +46,10 @@ pub enum ProbeCommand {
     Steal(steal::StealArgs),
     /// Can this disk carry etcd's WAL? Sequential writes + fdatasync, judged against etcd's 10 ms p99.
     Fsync(fsync::FsyncArgs),
+    /// What does the overlay cost? UDP ping-pong, TCP request/response and connect to echo responders.
+    Rtt(rtt::RttArgs),
+    /// Will large packets vanish? DF-set UDP size sweep per path; finds MTU black holes.
+    Mtu(mtu::MtuArgs),
     /// What do 10 -> 10,000 Services cost per packet? kube-proxy layouts in a private namespace.
     Services(services::ServicesArgs),
 }
@@ -57,6 +64,8 @@ impl ProbeCommand {
             ProbeCommand::Inventory(a) => parts(a),
             ProbeCommand::Steal(a) => parts(a),
             ProbeCommand::Fsync(a) => parts(a),
+            ProbeCommand::Rtt(a) => parts(a),
+            ProbeCommand::Mtu(a) => parts(a),
             ProbeCommand::Services(a) => parts(a),
         }
     }

@@ -14,6 +14,8 @@ use crate::error::ProbeError;
 /// Replies examined while waiting for one sequence number (strays, late
 /// replies, duplicates): bounds the inner loop.
 const MAX_READS_PER_PROBE: u32 = 64;
+/// Timed probes without any reply after which the path counts as down.
+const DEAD_AFTER: u64 = 10;
 /// Send errors tolerated before the loop gives up on the target.
 const MAX_ERRORS: u64 = 100;
 
@@ -57,6 +59,10 @@ pub(crate) fn ping_pong(
                 "time limit {} reached after {} of {} probes",
                 params.time_limit, m.sent, params.count
             ));
+            break;
+        }
+        if m.sent >= DEAD_AFTER && m.replied == 0 && m.late == 0 {
+            m.stopped_early = Some(format!("no reply to the first {DEAD_AFTER} probes: path down?"));
             break;
         }
         if m.errors >= MAX_ERRORS {

@@ -125,6 +125,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             Axis::Seconds,
             YAxis::from_label(y_label),
         ),
+        ChartKind::Heatmap {
+            rows,
+            cols,
+            values_ns,
+        } => super::heatmap::draw(root, &chart.title, rows, cols, values_ns),
         ChartKind::Lines {
             x_label,
             y_label,

@@ -3,7 +3,9 @@
 
 pub mod cdf;
 pub mod draw;
+mod heatmap;
 pub mod percentiles;
+pub mod rtt;
 pub mod services_first_packet;
 pub mod services_programming;
 pub mod timeline;
@@ -44,6 +46,13 @@ pub enum ChartKind {
         lines: Vec<Line>,
         references: Vec<Reference>,
     },
+    /// A matrix of latencies (row x column, e.g. agent x agent), each cell
+    /// coloured and labelled; None is a missing cell.
+    Heatmap {
+        rows: Vec<String>,
+        cols: Vec<String>,
+        values_ns: Vec<Vec<Option<f64>>>,
+    },
     /// Values against a numeric x (service count, payload size, ...).
     Lines {
         x_label: String,
@@ -73,11 +82,23 @@ pub fn charts_for(run: &RunRecord) -> Vec<Chart> {
     }
     let mut charts = Vec::new();
     for (probe, results) in &by_probe {
-        charts.extend(percentiles::charts(probe, results, &run.profile));
+        // A services sweep holds a histogram per mode, count and position;
+        // its distribution charts show the largest count (where the modes
+        // differ), and the count scaling has charts of its own.
+        let keep = if probe == "services" {
+            services_first_packet::metrics_at_largest_count(results)
+        } else {
+            None
+        };
+        let keep_metric = |m: &str| keep.as_ref().is_none_or(|k| k.contains(m));
+        charts.extend(percentiles::charts(probe, results, &run.profile, &keep_metric));
         charts.extend(timeline::charts(probe, results, &run.profile));
         if probe == "services" {
             charts.extend(services_first_packet::charts(results));
             charts.extend(services_programming::chart(results));
+        }
+        if probe == "rtt" {
+            charts.extend(rtt::charts(results));
         }
     }
     charts

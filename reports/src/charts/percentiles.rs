@@ -9,12 +9,17 @@ use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
 use super::{slug, thresholds_for, Chart, ChartKind};
 
-pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<Chart> {
+pub fn charts(
+    probe: &str,
+    results: &[&ProbeResult],
+    profile: &Profile,
+    keep_metric: &dyn Fn(&str) -> bool,
+) -> Vec<Chart> {
     let multi_node = results.len() > 1;
     let mut groups: BTreeMap<&str, Vec<(String, LatencyHistogram)>> = BTreeMap::new();
     for r in results {
         for (name, summary) in &r.metrics {
-            if summary.count == 0 || summary.unit != "ns" {
+            if summary.count == 0 || summary.unit != "ns" || !keep_metric(name) {
                 continue;
             }
             let Ok(hist) = summary.histogram() else {

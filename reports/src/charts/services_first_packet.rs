@@ -100,3 +100,37 @@ mod tests {
         assert!((lines[0].points[2].1 - 30_000.0).abs() < 100.0);
     }
 }
+
+/// Metric keys `<mode>/<count>/<position>` at each mode's largest count.
+pub fn metrics_at_largest_count(
+    results: &[&ProbeResult],
+) -> Option<std::collections::BTreeSet<String>> {
+    let mut largest: std::collections::BTreeMap<&str, u64> = Default::default();
+    for r in results {
+        for key in r.metrics.keys() {
+            let mut parts = key.split('/');
+            if let (Some(mode), Some(Ok(count))) =
+                (parts.next(), parts.next().map(str::parse::<u64>))
+            {
+                let e = largest.entry(mode).or_insert(count);
+                *e = (*e).max(count);
+            }
+        }
+    }
+    if largest.is_empty() {
+        return None;
+    }
+    let keep = results
+        .iter()
+        .flat_map(|r| r.metrics.keys())
+        .filter(|key| {
+            let mut parts = key.split('/');
+            match (parts.next(), parts.next().map(str::parse::<u64>)) {
+                (Some(mode), Some(Ok(count))) => largest.get(mode) == Some(&count),
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect();
+    Some(keep)
+}

@@ -90,7 +90,7 @@ pub fn serial_basis(rows: &[RegionRtt]) -> Option<(String, String)> {
             continue;
         };
         let candidate = (rank, r.path != "native", r);
-        if best.map_or(true, |b| (candidate.0, candidate.1) < (b.0, b.1)) {
+        if best.is_none_or(|b| (candidate.0, candidate.1) < (b.0, b.1)) {
             best = Some(candidate);
         }
     }
@@ -178,6 +178,20 @@ pub fn impact_across(
     lines
 }
 
+/// (from, to, path, kind)
+type RegionKey = (String, String, String, String);
+
+/// A region pair's median round trip in A and in B.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinedRow {
+    pub from: String,
+    pub to: String,
+    pub path: String,
+    pub kind: String,
+    pub a_p50_ns: Option<u64>,
+    pub b_p50_ns: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RegionReport {
     pub a: Vec<RegionRtt>,
@@ -202,21 +216,26 @@ impl RegionReport {
     }
 
     /// One row per (from, to, path, kind) in either run: A's and B's median.
-    pub fn joined(&self) -> Vec<(String, String, String, String, Option<u64>, Option<u64>)> {
-        let mut rows: BTreeMap<(String, String, String, String), (Option<u64>, Option<u64>)> =
-            BTreeMap::new();
-        for r in &self.a {
-            rows.entry((r.from.clone(), r.to.clone(), r.path.clone(), r.kind.clone()))
-                .or_default()
-                .0 = Some(r.p50_ns);
+    pub fn joined(&self) -> Vec<JoinedRow> {
+        let mut rows: BTreeMap<RegionKey, JoinedRow> = BTreeMap::new();
+        for (side, list) in [(0, &self.a), (1, &self.b)] {
+            for r in list.iter() {
+                let key = (r.from.clone(), r.to.clone(), r.path.clone(), r.kind.clone());
+                let row = rows.entry(key).or_insert_with(|| JoinedRow {
+                    from: r.from.clone(),
+                    to: r.to.clone(),
+                    path: r.path.clone(),
+                    kind: r.kind.clone(),
+                    a_p50_ns: None,
+                    b_p50_ns: None,
+                });
+                if side == 0 {
+                    row.a_p50_ns = Some(r.p50_ns);
+                } else {
+                    row.b_p50_ns = Some(r.p50_ns);
+                }
+            }
         }
-        for r in &self.b {
-            rows.entry((r.from.clone(), r.to.clone(), r.path.clone(), r.kind.clone()))
-                .or_default()
-                .1 = Some(r.p50_ns);
-        }
-        rows.into_iter()
-            .map(|((f, t, p, k), (a, b))| (f, t, p, k, a, b))
-            .collect()
+        rows.into_values().collect()
     }
 }

@@ -1,0 +1,129 @@
+//! The rtt probe's charts: per agent pair, the UDP round-trip CDF of the
+//! native and the overlay path overlaid; and agent x agent heatmaps of the
+//! UDP p50 and p99 per path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use infraqual_probes::ProbeResult;
+
+use super::{cdf, slug, Chart, ChartKind};
+
+/// `<src>-><dst>/<path>/<kind>` split into its parts.
+fn parts(key: &str) -> Option<(&str, &str, &str, &str)> {
+    let (pair, rest) = key.split_once('/')?;
+    let (src, dst) = pair.split_once("->")?;
+    let (path, kind) = rest.split_once('/')?;
+    Some((src, dst, path, kind))
+}
+
+pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    // pair -> path -> histogram (UDP)
+    let mut pairs: BTreeMap<(String, String), Vec<(String, infraqual_probes::LatencyHistogram)>> =
+        BTreeMap::new();
+    let mut cells: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    let mut nodes = BTreeSet::new();
+    let mut paths = BTreeSet::new();
+    for r in results {
+        for (key, m) in &r.metrics {
+            let Some((src, dst, path, "udp")) = parts(key) else {
+                continue;
+            };
+            nodes.insert(src.to_string());
+            nodes.insert(dst.to_string());
+            paths.insert(path.to_string());
+            cells.insert((path.into(), src.into(), dst.into()), (m.p50, m.p99));
+            if let Ok(h) = m.histogram() {
+                pairs
+                    .entry((src.into(), dst.into()))
+                    .or_default()
+                    .push((path.to_string(), h));
+            }
+        }
+    }
+    for ((src, dst), hists) in &pairs {
+        let lines: Vec<(&str, &infraqual_probes::LatencyHistogram)> =
+            hists.iter().map(|(p, h)| (p.as_str(), h)).collect();
+        charts.push(cdf::chart(
+            &format!("rtt-cdf-{src}-{dst}"),
+            &format!("UDP round trip {src} -> {dst}: CDF per path"),
+            "rtt",
+            &lines,
+        ));
+    }
+    let nodes: Vec<String> = nodes.into_iter().collect();
+    if nodes.len() < 2 {
+        return charts;
+    }
+    for path in &paths {
+        for (stat, pick) in [("p50", 0usize), ("p99", 1)] {
+            let values: Vec<Vec<Option<f64>>> = nodes
+                .iter()
+                .map(|src| {
+                    nodes
+                        .iter()
+                        .map(|dst| {
+                            cells
+                                .get(&(path.clone(), src.clone(), dst.clone()))
+                                .map(|&(p50, p99)| if pick == 0 { p50 } else { p99 } as f64)
+                        })
+                        .collect()
+                })
+                .collect();
+            charts.push(Chart {
+                id: slug(&format!("rtt-heatmap-{path}-{stat}")),
+                title: format!("UDP round trip {stat} on the {path} path (row: from, column: to)"),
+                probe: "rtt".into(),
+                kind: ChartKind::Heatmap {
+                    rows: nodes.clone(),
+                    cols: nodes.clone(),
+                    values_ns: values,
+                },
+            });
+        }
+    }
+    charts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraqual_probes::LatencyHistogram;
+
+    #[test]
+    fn cdf_per_pair_and_heatmaps_per_path_and_statistic() {
+        let mut h = LatencyHistogram::new();
+        for v in [20_000u64, 25_000, 30_000] {
+            h.record(v);
+        }
+        let mut a = ProbeResult::new("rtt", "a");
+        a.metric("a->b/native/udp", &h, "ns").unwrap();
+        a.metric("a->b/overlay/udp", &h, "ns").unwrap();
+        a.metric("a->b/overlay/tcp_rr", &h, "ns").unwrap();
+        let mut b = ProbeResult::new("rtt", "b");
+        b.metric("b->a/overlay/udp", &h, "ns").unwrap();
+        let charts = charts(&[&a, &b]);
+        let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "rtt-cdf-a-b",
+                "rtt-cdf-b-a",
+                "rtt-heatmap-native-p50",
+                "rtt-heatmap-native-p99",
+                "rtt-heatmap-overlay-p50",
+                "rtt-heatmap-overlay-p99"
+            ]
+        );
+        let ChartKind::Heatmap { values_ns, .. } = &charts[4].kind else {
+            panic!()
+        };
+        assert_eq!(values_ns[0][0], None);
+        let p50 = values_ns[0][1].unwrap();
+        assert!((p50 - 25_000.0).abs() < 50.0, "{p50}");
+        assert!(values_ns[1][0].is_some());
+        for c in &charts {
+            super::super::draw::svg(c).unwrap();
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The lab's ground truth (root: network namespaces): overlay costs more than
+//! native, regions add their configured delays, the MTU black-hole fault is
+//! found (and a healthy lab is not), `lab down` leaves nothing behind, and
+//! `infraqual run` works on the plan the lab writes.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use infraqual::lab::{self, Fault, LabGuard, LabSpec, Region};
+use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::rtt::{Kind, Target};
+use infraqual_probes::{require_caps, CancelToken, ProbeContext, ProbeResult, Status};
+
+const PORT: u16 = 7071;
+
+fn spec(base: &Path, nodes: usize) -> LabSpec {
+    LabSpec {
+        nodes,
+        regions: Vec::new(),
+        fault: None,
+        base: base.to_path_buf(),
+        agents: false,
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_infraqual")),
+        echo_port: PORT,
+    }
+}
+
+/// Runs `f` on a thread inside network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        infraqual::netns::enter(&ns).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn responder_in(ns: &str) -> EchoResponder {
+    in_netns(ns, || {
+        EchoResponder::start(
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)),
+            CancelToken::new(),
+        )
+        .unwrap()
+    })
+}
+
+fn targets(lab: &lab::Lab, to: usize) -> Vec<Target> {
+    let n = &lab.state.nodes[to];
+    ["native", "overlay"]
+        .into_iter()
+        .map(|path| Target {
+            node: n.name.clone(),
+            path: path.into(),
+            address: if path == "native" {
+                &n.native
+            } else {
+                &n.overlay
+            }
+            .parse()
+            .unwrap(),
+            port: PORT,
+        })
+        .collect()
+}
+
+fn rtt_from(lab: &lab::Lab, from: usize, to: usize, count: u32) -> ProbeResult {
+    let params = infraqual_probes::rtt::Params {
+        targets: targets(lab, to),
+        count,
+        kinds: vec![Kind::Udp],
+        ..Default::default()
+    };
+    let node = lab.state.nodes[from].name.clone();
+    in_netns(&lab.state.nodes[from].pod_netns, move || {
+        let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
+        infraqual_probes::rtt::run(&params, &ctx).unwrap()
+    })
+}
+
+fn mtu_from(lab: &lab::Lab, from: usize, to: usize) -> ProbeResult {
+    let params = infraqual_probes::mtu::Params {
+        targets: targets(lab, to),
+        ..Default::default()
+    };
+    let node = lab.state.nodes[from].name.clone();
+    in_netns(&lab.state.nodes[from].pod_netns, move || {
+        let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
+        infraqual_probes::mtu::run(&params, &ctx).unwrap()
+    })
+}
+
+fn host_ipv4_addresses() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Interface names in the host namespace.
+fn host_links() -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn namespaces_of(id: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("iq-{id}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn overlay_costs_more_than_native_no_black_hole_and_down_leaves_nothing() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let links = host_links();
+    let lab = LabGuard(lab::up(&spec(base.path(), 2)).unwrap());
+    let id = lab.state.id.clone();
+    assert_eq!(
+        host_links(),
+        links,
+        "every lab link lives in a lab namespace"
+    );
+    assert_eq!(namespaces_of(&id).len(), 5, "2 nodes + 2 pods + 1 switch");
+    let host = host_ipv4_addresses();
+    assert!(
+        !host.contains("198.18.") && !host.contains("198.19."),
+        "host untouched: {host}"
+    );
+
+    let responder = responder_in(&lab.state.nodes[1].pod_netns);
+    let r = rtt_from(&lab, 0, 1, 3000);
+    let native = &r.metrics["node-1->node-2/native/udp"];
+    let overlay = &r.metrics["node-1->node-2/overlay/udp"];
+    eprintln!(
+        "native p50 {} ns p99 {} ns; overlay p50 {} ns p99 {} ns",
+        native.p50, native.p99, overlay.p50, overlay.p99
+    );
+    assert!(
+        overlay.p50 > native.p50,
+        "VXLAN encapsulation costs something"
+    );
+    assert!(
+        r.facts["overlay_overhead_us"]["node-1->node-2"]["p50_us"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(r.facts["loss"]["node-1->node-2/overlay"]["lost"], 0);
+
+    let m = mtu_from(&lab, 0, 1);
+    for path in ["native", "overlay"] {
+        let p = &m.facts["paths"][format!("node-1->node-2/{path}")];
+        assert_eq!(p["iface_mtu"], 1450, "{path}: pods get the overlay MTU");
+        assert_eq!(p["max_packet"], 1450, "{path}: {p}");
+        assert_eq!(p["blackhole"], false, "{path}");
+    }
+    assert_eq!(m.verdicts[0].status, Status::Pass);
+    drop(responder);
+
+    let report = lab::down_dir(&lab.dir).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(namespaces_of(&id).is_empty(), "no namespace left");
+    assert!(!lab.dir.exists(), "state removed");
+    assert_eq!(host_ipv4_addresses(), host, "host addresses unchanged");
+    assert_eq!(host_links(), links, "host links unchanged");
+    // A second down (as after a crash) is harmless; the guard runs it too.
+}
+
+#[test]
+fn mtu_blackhole_fault_is_found_with_the_fix() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 2);
+    s.fault = Some(Fault::MtuBlackhole);
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let _responder = responder_in(&lab.state.nodes[1].pod_netns);
+    let m = mtu_from(&lab, 0, 1);
+    let overlay = &m.facts["paths"]["node-1->node-2/overlay"];
+    assert_eq!(overlay["iface_mtu"], 1500, "{overlay}");
+    assert_eq!(overlay["max_packet"], 1450, "{overlay}");
+    assert_eq!(overlay["icmp_seen"], false);
+    assert_eq!(overlay["blackhole"], true);
+    let native = &m.facts["paths"]["node-1->node-2/native"];
+    assert_eq!(
+        native["max_packet"], 1500,
+        "the underlay carries 1500: {native}"
+    );
+    assert_eq!(native["blackhole"], false);
+    let v = &m.verdicts[0];
+    assert_eq!(
+        (v.check.as_str(), v.status),
+        ("mtu.blackhole", Status::Fail)
+    );
+    assert!(v.note.contains("set the overlay MTU to 1450"), "{}", v.note);
+}
+
+#[test]
+fn regions_read_back_their_delays() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 3);
+    s.regions = vec![
+        Region {
+            name: "oslo".into(),
+            one_way_delay: Duration::from_millis(1),
+        },
+        Region {
+            name: "frankfurt".into(),
+            one_way_delay: Duration::from_millis(12),
+        },
+    ];
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let names: Vec<&str> = lab.state.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["oslo-1", "oslo-2", "frankfurt-1"]);
+    let _r1 = responder_in(&lab.state.nodes[1].pod_netns);
+    let _r2 = responder_in(&lab.state.nodes[2].pod_netns);
+
+    let within = rtt_from(&lab, 0, 1, 200);
+    let base_ns = within.metrics["oslo-1->oslo-2/native/udp"].p50 as f64;
+    assert!(
+        base_ns < 2_000_000.0,
+        "no added delay inside a region: {base_ns} ns"
+    );
+
+    let across = rtt_from(&lab, 0, 2, 60);
+    let expected = 26_000_000.0; // 2 x (1 ms + 12 ms)
+    for path in ["native", "overlay"] {
+        let p50 = across.metrics[&format!("oslo-1->frankfurt-1/{path}/udp")].p50 as f64;
+        eprintln!("{path}: cross-region p50 {p50} ns, in-region base {base_ns} ns");
+        assert!(
+            (p50 - base_ns - expected).abs() <= expected * 0.10,
+            "{path}: {p50} ns is not 26 ms +- 10 % plus the base {base_ns} ns"
+        );
+    }
+}
+
+#[test]
+fn run_works_on_the_plan_the_lab_writes() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 2);
+    s.agents = true;
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let plan = lab.state.plan.clone().expect("a plan with agents");
+    // A smaller rtt phase than the written plan's, same agents and paths.
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("count = 1000", "count = 200");
+    std::fs::write(&plan, text).unwrap();
+    let out = base.path().join("runs");
+    let run = common::run(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let bundle = common::only_bundle(&out);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap();
+    let text = v.to_string();
+    for key in [
+        "node-1->node-2/overlay/udp",
+        "node-2->node-1/native/tcp_rr",
+        "node-1->node-2/overlay/tcp_connect",
+        "overlay_overhead_us",
+        "mtu.blackhole",
+    ] {
+        assert!(text.contains(key), "run.json lacks {key}");
+    }
+}
