@@ -29,6 +29,7 @@ pub fn chart(id: &str, title: &str, probe: &str, lines: &[(&str, &LatencyHistogr
             x_label: format!("latency ({unit})"),
             y_label: "fraction of samples".into(),
             log_x,
+            log_y: false,
             lines: lines
                 .iter()
                 .map(|(label, h)| Line {

@@ -134,28 +134,38 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             x_label,
             y_label,
             log_x,
+            log_y,
             lines,
-        } => xy_chart(
-            root,
-            &chart.title,
-            lines,
-            &[],
-            Axis::Numeric {
-                label: x_label.clone(),
-                log: *log_x,
-            },
-            YAxis::from_label(y_label),
-        ),
+        } => {
+            let y = YAxis::from_label(y_label);
+            xy_chart(
+                root,
+                &chart.title,
+                lines,
+                &[],
+                Axis::Numeric {
+                    label: x_label.clone(),
+                    log: *log_x,
+                },
+                if *log_y { y.logarithmic() } else { y },
+            )
+        }
     }
 }
 
-/// The y axis: latencies (ns, shown in a scaled unit) or plain values.
+/// The y axis: latencies (ns, shown in a scaled unit) or plain values,
+/// optionally on a log scale.
 enum YAxis {
     Latency,
     Value(String),
+    Log(Box<YAxis>),
 }
 
 impl YAxis {
+    fn logarithmic(self) -> Self {
+        YAxis::Log(Box::new(self))
+    }
+
     fn from_label(label: &str) -> Self {
         if label == "latency" || label.ends_with("(ns)") {
             YAxis::Latency
@@ -209,7 +219,12 @@ fn xy_chart<DB: DrawingBackend>(
     x_axis: Axis,
     y_axis: YAxis,
 ) -> DrawResult {
-    let y_is_ns = matches!(y_axis, YAxis::Latency);
+    let log_y = matches!(y_axis, YAxis::Log(_));
+    let base_axis = match &y_axis {
+        YAxis::Log(inner) => inner.as_ref(),
+        other => other,
+    };
+    let y_is_ns = matches!(base_axis, YAxis::Latency);
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let all = || lines.iter().flat_map(|l| l.points.iter());
     let mut y_max = all().map(|p| p.1).fold(0.0f64, f64::max);
@@ -217,7 +232,30 @@ fn xy_chart<DB: DrawingBackend>(
         y_max = y_max.max(r.value * 1.05);
     }
     let (y_div, y_unit) = if y_is_ns { ns_scale(y_max) } else { (1.0, "") };
-    let y_top = (y_max / y_div * 1.08).max(1e-9);
+    // On a log axis values are drawn as log10; the labels undo it.
+    let transform_y = |y: f64| {
+        let v = y / y_div;
+        if log_y {
+            v.max(1e-9).log10()
+        } else {
+            v
+        }
+    };
+    let (y_bottom, y_top) = if log_y {
+        let lo = all()
+            .map(|p| transform_y(p.1))
+            .fold(f64::INFINITY, f64::min);
+        let hi = all()
+            .map(|p| transform_y(p.1))
+            .fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi.is_finite() {
+            (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+        } else {
+            (0.0, 1.0)
+        }
+    } else {
+        (0.0, (y_max / y_div * 1.08).max(1e-9))
+    };
     let log_x = matches!(x_axis, Axis::Numeric { log: true, .. });
     let transform_x = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
     let (x_min, x_max) = match &x_axis {
@@ -256,7 +294,7 @@ fn xy_chart<DB: DrawingBackend>(
         .margin_right(36)
         .x_label_area_size(42)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_min..x_max, 0.0..y_top)
+        .build_cartesian_2d(x_min..x_max, y_bottom..y_top)
         .map_err(|e| err(&e))?;
 
     let x_fmt = |x: &f64| match &x_axis {
@@ -265,7 +303,9 @@ fn xy_chart<DB: DrawingBackend>(
         _ => format::three_significant(*x),
     };
     let y_fmt = |y: &f64| {
-        if *y == 0.0 {
+        if log_y {
+            format!("{}{}", format::three_significant(10f64.powf(*y)), y_unit)
+        } else if *y == 0.0 {
             "0".to_string()
         } else {
             format!("{}{}", format::three_significant(*y), y_unit)
@@ -277,9 +317,11 @@ fn xy_chart<DB: DrawingBackend>(
     };
     ctx.configure_mesh()
         .x_desc(x_desc)
-        .y_desc(match &y_axis {
-            YAxis::Latency => "latency",
-            YAxis::Value(label) => label.as_str(),
+        .y_desc(match base_axis {
+            YAxis::Latency => "latency".to_string(),
+            YAxis::Value(label) if log_y => format!("{label} (log scale)"),
+            YAxis::Value(label) => label.clone(),
+            YAxis::Log(_) => String::new(),
         })
         .x_labels(x_ticks)
         .y_labels(8)
@@ -294,7 +336,7 @@ fn xy_chart<DB: DrawingBackend>(
         let pts: Vec<(f64, f64)> = line
             .points
             .iter()
-            .map(|(x, y)| (transform_x(*x), y / y_div))
+            .map(|(x, y)| (transform_x(*x), transform_y(*y)))
             .collect();
         let series = ctx
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
@@ -308,7 +350,7 @@ fn xy_chart<DB: DrawingBackend>(
         }
     }
     for r in references {
-        let y = r.value / y_div;
+        let y = transform_y(r.value);
         let c = if r.fail {
             RGBColor(200, 0, 0)
         } else {

@@ -53,6 +53,7 @@ pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
                 x_label: "services".into(),
                 y_label: "latency".into(),
                 log_x: true,
+                log_y: false,
                 lines: sorted_lines(lines),
             },
         })

@@ -42,6 +42,7 @@ pub fn chart(results: &[&ProbeResult]) -> Option<Chart> {
             x_label: "services".into(),
             y_label: "programming time (ms)".into(),
             log_x: true,
+            log_y: true,
             lines: sorted_lines(lines),
         },
     })
