@@ -13,19 +13,24 @@ pub fn value(v: f64, unit: &str) -> String {
     }
 }
 
+/// The largest time unit that keeps `ns` at or above 1: (divisor, name).
+pub fn ns_unit(ns: f64) -> (f64, &'static str) {
+    let abs = ns.abs();
+    if abs >= 1e9 {
+        (1e9, "s")
+    } else if abs >= 1e6 {
+        (1e6, "ms")
+    } else if abs >= 1e3 {
+        (1e3, "µs")
+    } else {
+        (1.0, "ns")
+    }
+}
+
 /// Nanoseconds in the largest unit that keeps the number above 1.
 pub fn duration_ns(ns: f64) -> String {
-    let abs = ns.abs();
-    let (scaled, unit) = if abs >= 1e9 {
-        (ns / 1e9, "s")
-    } else if abs >= 1e6 {
-        (ns / 1e6, "ms")
-    } else if abs >= 1e3 {
-        (ns / 1e3, "µs")
-    } else {
-        (ns, "ns")
-    };
-    format!("{} {unit}", three_significant(scaled))
+    let (div, unit) = ns_unit(ns);
+    format!("{} {unit}", three_significant(ns / div))
 }
 
 /// Three significant digits, as the histograms record.

@@ -157,24 +157,7 @@ pub fn add_facts(result: &mut ProbeResult, storage: &Storage) {
         storage.mount.mount_point.display().to_string(),
     );
     result.fact("mount_source", storage.mount.source.clone());
-    result.fact(
-        "disks",
-        Value::Array(
-            disks
-                .iter()
-                .map(|d| {
-                    json!({
-                        "name": d.name,
-                        "model": d.model,
-                        "transport": d.transport.as_str(),
-                        "rotational": d.rotational,
-                        "write_cache": d.write_cache,
-                        "size_bytes": d.size_bytes,
-                    })
-                })
-                .collect(),
-        ),
-    );
+    result.fact("disks", json!(disks));
     if disks.is_empty() {
         result.warn(format!(
             "could not identify the block device behind {} ({} from {}): device facts are empty",

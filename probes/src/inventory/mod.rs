@@ -40,22 +40,7 @@ pub fn run(_params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErr
 }
 
 fn disks_json() -> Value {
-    let disks = block::list(std::path::Path::new("/sys/block"));
-    Value::Array(
-        disks
-            .into_iter()
-            .map(|d| {
-                json!({
-                    "name": d.name,
-                    "model": d.model,
-                    "transport": d.transport.as_str(),
-                    "rotational": d.rotational,
-                    "write_cache": d.write_cache,
-                    "size_bytes": d.size_bytes,
-                })
-            })
-            .collect(),
-    )
+    json!(block::list(std::path::Path::new("/sys/block")))
 }
 
 const CONNTRACK_CHECK: &str = "inventory.nf_conntrack_max";

@@ -20,7 +20,7 @@ pub fn chart(id: &str, title: &str, probe: &str, lines: &[(&str, &LatencyHistogr
         .unwrap_or(0) as f64;
     let log_x = min_ns > 0.0 && max_ns / min_ns > 30.0;
     // draw.rs labels a log axis with whole numbers: keep every x >= 1.
-    let (div, unit) = unit_for(if log_x { min_ns } else { max_ns });
+    let (div, unit) = crate::format::ns_unit(if log_x { min_ns } else { max_ns });
     Chart {
         id: slug(id),
         title: title.to_string(),
@@ -38,18 +38,6 @@ pub fn chart(id: &str, title: &str, probe: &str, lines: &[(&str, &LatencyHistogr
                 })
                 .collect(),
         },
-    }
-}
-
-fn unit_for(max_ns: f64) -> (f64, &'static str) {
-    if max_ns >= 1e9 {
-        (1e9, "s")
-    } else if max_ns >= 1e6 {
-        (1e6, "ms")
-    } else if max_ns >= 1e3 {
-        (1e3, "µs")
-    } else {
-        (1.0, "ns")
     }
 }
 

@@ -198,19 +198,6 @@ fn percentile_label(x: f64) -> String {
     }
 }
 
-/// Picks a display unit for nanosecond values so tick labels stay short.
-fn ns_scale(max_ns: f64) -> (f64, &'static str) {
-    if max_ns >= 1e9 {
-        (1e9, "s")
-    } else if max_ns >= 1e6 {
-        (1e6, "ms")
-    } else if max_ns >= 1e3 {
-        (1e3, "µs")
-    } else {
-        (1.0, "ns")
-    }
-}
-
 fn xy_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -231,7 +218,11 @@ fn xy_chart<DB: DrawingBackend>(
     for r in references {
         y_max = y_max.max(r.value * 1.05);
     }
-    let (y_div, y_unit) = if y_is_ns { ns_scale(y_max) } else { (1.0, "") };
+    let (y_div, y_unit) = if y_is_ns {
+        crate::format::ns_unit(y_max)
+    } else {
+        (1.0, "")
+    };
     // On a log axis values are drawn as log10; the labels undo it.
     let transform_y = |y: f64| {
         let v = y / y_div;
