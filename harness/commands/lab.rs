@@ -92,9 +92,13 @@ fn parse_region(s: &str) -> Result<Region, String> {
         .ok_or_else(|| format!("`{s}`: expected NAME:ONE_WAY_DELAY, e.g. oslo:1ms"))?;
     let ok_name = !name.is_empty()
         && name.len() <= 10
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !ok_name {
-        return Err(format!("`{name}`: region names are 1-10 lowercase letters or digits"));
+        return Err(format!(
+            "`{name}`: region names are 1-10 lowercase letters or digits"
+        ));
     }
     let delay: HumanDuration = delay.parse().map_err(|e| format!("`{delay}`: {e}"))?;
     if delay.0 > Duration::from_secs(1) {
@@ -168,7 +172,10 @@ fn down(a: &DownArgs) -> Result<Outcome> {
     };
     let mut failed = false;
     for dir in dirs {
-        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match lab::down_dir(&dir) {
             Ok(r) if r.problems.is_empty() => println!(
                 "lab {id}: removed ({} namespaces, {} processes)",
@@ -184,14 +191,21 @@ fn down(a: &DownArgs) -> Result<Outcome> {
             }
         }
     }
-    Ok(if failed { Outcome::Incomplete } else { Outcome::Pass })
+    Ok(if failed {
+        Outcome::Incomplete
+    } else {
+        Outcome::Pass
+    })
 }
 
 fn echo(a: &EchoArgs) -> Result<Outcome> {
     let cancel = crate::signals::cancel_on_signals();
     let responder =
         infraqual_probes::rtt::responder::EchoResponder::start(a.listen, cancel.clone())?;
-    println!("echo responder on {} (UDP and TCP); Ctrl-C stops", responder.local_addr());
+    println!(
+        "echo responder on {} (UDP and TCP); Ctrl-C stops",
+        responder.local_addr()
+    );
     while !cancel.is_cancelled() {
         std::thread::sleep(Duration::from_millis(100));
     }

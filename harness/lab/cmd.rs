@@ -31,7 +31,10 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
         let err = String::from_utf8_lossy(&out.stderr);
         let mut shown = format!("{program} {}", args.join(" "));
         if let Some(text) = stdin {
-            shown.push_str(&format!(" <<< {:?}", text.lines().take(12).collect::<Vec<_>>()));
+            shown.push_str(&format!(
+                " <<< {:?}",
+                text.lines().take(12).collect::<Vec<_>>()
+            ));
         }
         bail!("`{shown}` failed: {}", err.trim());
     }
@@ -50,7 +53,11 @@ pub fn ip_batch(ns: &str, lines: &[String]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    run("ip", &["-n", ns, "-batch", "-"], Some(&(lines.join("\n") + "\n")))
+    run(
+        "ip",
+        &["-n", ns, "-batch", "-"],
+        Some(&(lines.join("\n") + "\n")),
+    )
 }
 
 /// `bridge -n NS -batch -`
@@ -58,7 +65,11 @@ pub fn bridge_batch(ns: &str, lines: &[String]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    run("bridge", &["-n", ns, "-batch", "-"], Some(&(lines.join("\n") + "\n")))
+    run(
+        "bridge",
+        &["-n", ns, "-batch", "-"],
+        Some(&(lines.join("\n") + "\n")),
+    )
 }
 
 pub fn netns_add(ns: &str) -> Result<()> {
@@ -83,5 +94,9 @@ pub fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
 
 /// An nft ruleset loaded inside the namespace.
 pub fn nft(ns: &str, ruleset: &str) -> Result<()> {
-    run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(ruleset))
+    run(
+        "ip",
+        &["netns", "exec", ns, "nft", "-f", "-"],
+        Some(ruleset),
+    )
 }

@@ -65,7 +65,8 @@ fn attach(dev: &str) -> Result<File> {
     req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
     // SAFETY: TUNSETIFF on a /dev/net/tun fd with a valid ifreq.
     if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("attaching to TUN {dev}"));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("attaching to TUN {dev}"));
     }
     Ok(file)
 }
@@ -148,7 +149,9 @@ fn release(mut to: File, queue: &Queue) {
                 .0;
             continue;
         }
-        let Some((_, packet)) = q.pop_front() else { continue };
+        let Some((_, packet)) = q.pop_front() else {
+            continue;
+        };
         drop(q);
         // A write error (no route, device down) drops the packet, like a link.
         let _ = to.write(&packet);

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use state::{LabState, NodeState, DEFAULT_BASE};
-pub use topology::{Fault, Region};
 use topology::Layout;
+pub use topology::{Fault, Region};
 
 /// The echo port agents serve in their pod namespace.
 pub const ECHO_PORT: u16 = 7071;
@@ -216,13 +216,17 @@ pub fn down_dir(dir: &Path) -> Result<DownReport> {
         if procs::stop(p.pid, &st.id, Duration::from_secs(5)) {
             report.stopped += 1;
         } else {
-            report.problems.push(format!("{} (pid {}) did not exit", p.role, p.pid));
+            report
+                .problems
+                .push(format!("{} (pid {}) did not exit", p.role, p.pid));
         }
     }
     for ns in st.namespaces.iter().rev() {
         // Only this lab's namespaces: the id is in every name.
         if !ns.starts_with(&format!("iq-{}-", st.id)) {
-            report.problems.push(format!("skipped foreign namespace name {ns}"));
+            report
+                .problems
+                .push(format!("skipped foreign namespace name {ns}"));
             continue;
         }
         let existed = crate::netns::path_of(ns).exists();

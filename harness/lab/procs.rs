@@ -14,10 +14,7 @@ pub fn spawn(exe: &Path, args: &[String], log: &Path) -> Result<u32> {
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone().context("duplicating the log handle")?;
     let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -49,7 +46,10 @@ pub fn wait_ready(path: &Path, pid: u32, log: &Path, timeout: Duration) -> Resul
             );
         }
         if Instant::now() >= deadline {
-            bail!("process {pid} not ready after {timeout:?}: {}", tail(log).unwrap_or_default());
+            bail!(
+                "process {pid} not ready after {timeout:?}: {}",
+                tail(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -59,8 +59,8 @@ impl LabState {
 
     pub fn load(dir: &Path) -> Result<LabState> {
         let path = dir.join(STATE_FILE);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }

@@ -101,7 +101,10 @@ impl Layout {
             bail!("--nodes {nodes}: give 2..={MAX_NODES}");
         }
         if regions.len() > nodes {
-            bail!("{} regions need at least as many nodes (--nodes {nodes})", regions.len());
+            bail!(
+                "{} regions need at least as many nodes (--nodes {nodes})",
+                regions.len()
+            );
         }
         let regions: Vec<Region> = if regions.is_empty() {
             vec![Region {
@@ -236,15 +239,29 @@ fn build_node(l: &Layout, n: &NodeLayout) -> Result<()> {
     let port = format!("n{}", n.index);
     cmd::ip(
         &n.node_ns,
-        &["link", "add", "ul0", "mtu", "1500", "type", "veth", "peer", "name", &port, "netns", sw],
+        &[
+            "link", "add", "ul0", "mtu", "1500", "type", "veth", "peer", "name", &port, "netns", sw,
+        ],
     )?;
     cmd::ip_batch(sw, &[format!("link set {port} master br0 up")])?;
     let pod_mtu = l.pod_mtu();
     cmd::ip(
         &n.node_ns,
         &[
-            "link", "add", "veth0", "mtu", &pod_mtu.to_string(), "type", "veth", "peer", "name",
-            "eth0", "mtu", &pod_mtu.to_string(), "netns", &n.pod_ns,
+            "link",
+            "add",
+            "veth0",
+            "mtu",
+            &pod_mtu.to_string(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "mtu",
+            &pod_mtu.to_string(),
+            "netns",
+            &n.pod_ns,
         ],
     )?;
     cmd::ip_batch(
@@ -338,7 +355,10 @@ fn build_regions(l: &Layout, hub: &str) -> Result<()> {
                 hub_cmds.push(format!("route add {pods} dev {dev}"));
                 sw_cmds.push(format!("route add {pods} via {} dev br0", n.underlay()));
             } else {
-                sw_cmds.push(format!("route add {}/32 dev {REGION_WAN_DEV}", n.underlay()));
+                sw_cmds.push(format!(
+                    "route add {}/32 dev {REGION_WAN_DEV}",
+                    n.underlay()
+                ));
                 sw_cmds.push(format!("route add {pods} dev {REGION_WAN_DEV}"));
             }
         }

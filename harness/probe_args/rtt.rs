@@ -24,7 +24,12 @@ pub struct RttArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// What to measure.
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "udp,tcp-rr,tcp-connect")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "udp,tcp-rr,tcp-connect"
+    )]
     pub kinds: Vec<KindArg>,
     /// A reply later than this counts as lost.
     #[arg(long, default_value = "1s")]

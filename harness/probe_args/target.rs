@@ -29,7 +29,10 @@ mod tests {
     #[test]
     fn targets_parse_with_and_without_path() {
         let t = parse_target("b=198.19.2.1:7071@overlay").unwrap();
-        assert_eq!((t.node.as_str(), t.path.as_str(), t.port), ("b", "overlay", 7071));
+        assert_eq!(
+            (t.node.as_str(), t.path.as_str(), t.port),
+            ("b", "overlay", 7071)
+        );
         assert_eq!(parse_target("b=127.0.0.1:9").unwrap().path, "native");
         assert!(parse_target("198.19.2.1:7071").is_err());
         assert!(parse_target("b=198.19.2.1").is_err());

@@ -173,7 +173,9 @@ fn sweep(target: &Target, params: &Params, cancel: &CancelToken) -> Result<PathM
         buf: vec![0u8; params.max_packet as usize],
         reply: vec![0u8; 2048],
     };
-    let top = iface_mtu.min(params.max_packet).saturating_sub(HEADER_BYTES);
+    let top = iface_mtu
+        .min(params.max_packet)
+        .saturating_sub(HEADER_BYTES);
     let mut max_payload = 0;
     if prober.delivered(FLOOR_PAYLOAD)? {
         if prober.delivered(top)? {
@@ -201,7 +203,11 @@ fn sweep(target: &Target, params: &Params, cancel: &CancelToken) -> Result<PathM
             }
         }
     }
-    let max_packet = if max_payload == 0 { 0 } else { max_payload + HEADER_BYTES };
+    let max_packet = if max_payload == 0 {
+        0
+    } else {
+        max_payload + HEADER_BYTES
+    };
     let icmp_seen = prober.icmp.is_some();
     let ceiling = top + HEADER_BYTES;
     Ok(PathMtu {
@@ -255,7 +261,9 @@ impl Prober<'_> {
             self.note_errors();
             return match e.raw_os_error() {
                 // Too big to leave this host (or a pending ICMP error): not delivered.
-                Some(libc::EMSGSIZE) | Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) => Ok(false),
+                Some(libc::EMSGSIZE) | Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) => {
+                    Ok(false)
+                }
                 _ => Err(ProbeError::io("mtu probe send", e)),
             };
         }
@@ -291,8 +299,11 @@ mod tests {
 
     #[test]
     fn loopback_carries_what_it_claims_and_is_no_black_hole() {
-        let r = EchoResponder::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), CancelToken::new())
-            .unwrap();
+        let r = EchoResponder::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            CancelToken::new(),
+        )
+        .unwrap();
         let params = Params {
             targets: vec![Target {
                 node: "b".into(),

@@ -24,7 +24,11 @@ impl DfSocket {
         socket.connect(target)?;
         socket.set_read_timeout(Some(timeout))?;
         let s = DfSocket { socket };
-        s.set_int(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE)?;
+        s.set_int(
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )?;
         s.set_int(libc::IPPROTO_IP, libc::IP_RECVERR, 1)?;
         Ok(s)
     }
@@ -97,7 +101,9 @@ impl DfSocket {
             unsafe {
                 let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
                 while !cmsg.is_null() {
-                    if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_RECVERR {
+                    if (*cmsg).cmsg_level == libc::IPPROTO_IP
+                        && (*cmsg).cmsg_type == libc::IP_RECVERR
+                    {
                         let ee = std::ptr::read_unaligned(
                             libc::CMSG_DATA(cmsg) as *const libc::sock_extended_err
                         );
@@ -115,7 +121,12 @@ impl DfSocket {
         found
     }
 
-    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
+    fn set_int(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: libc::c_int,
+    ) -> std::io::Result<()> {
         // SAFETY: a live c_int of the stated size.
         let rc = unsafe {
             libc::setsockopt(
@@ -153,7 +164,11 @@ pub fn interface_of(ip: IpAddr) -> Option<(String, u32)> {
             if !a.is_null() && i32::from((*a).sa_family) == libc::AF_INET {
                 let sin = &*(a as *const libc::sockaddr_in);
                 if u32::from_be(sin.sin_addr.s_addr) == u32::from(v4) {
-                    name = Some(std::ffi::CStr::from_ptr((*cur).ifa_name).to_string_lossy().into_owned());
+                    name = Some(
+                        std::ffi::CStr::from_ptr((*cur).ifa_name)
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
                     break;
                 }
             }
@@ -179,6 +194,9 @@ fn interface_mtu(name: &str) -> Option<u32> {
     }
     // SAFETY: SIOCGIFMTU with a valid ifreq naming an interface.
     let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if rc != 0 {
+        return None;
+    }
     // SAFETY: the kernel filled the mtu member of the union.
-    (rc == 0).then(|| unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    Some(unsafe { req.ifr_ifru.ifru_mtu } as u32)
 }

@@ -14,7 +14,12 @@ use crate::error::ProbeError;
 /// Errors tolerated before the loop gives up on the target.
 const MAX_ERRORS: u64 = 20;
 
-fn stop_reason(m: &Measured, params: &Params, cancel: &CancelToken, deadline: Instant) -> Option<String> {
+fn stop_reason(
+    m: &Measured,
+    params: &Params,
+    cancel: &CancelToken,
+    deadline: Instant,
+) -> Option<String> {
     if cancel.is_cancelled() {
         Some(format!("cancelled after {} of {}", m.sent, params.count))
     } else if Instant::now() >= deadline {
@@ -130,7 +135,8 @@ pub(crate) fn connect(
             break;
         }
         pace(start, interval, i);
-        let socket = new_socket(timeout).map_err(|e| ProbeError::io("rtt tcp_connect: socket", e))?;
+        let socket =
+            new_socket(timeout).map_err(|e| ProbeError::io("rtt tcp_connect: socket", e))?;
         let t0 = Instant::now();
         // SAFETY: a valid socket and a sockaddr_in of the stated length.
         let rc = unsafe {
@@ -192,7 +198,12 @@ fn reset_on_close(socket: &OwnedFd) {
     let _ = set_opt(socket, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
 }
 
-fn set_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> std::io::Result<()> {
+fn set_opt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> std::io::Result<()> {
     // SAFETY: value points to a live T of the given size.
     let rc = unsafe {
         libc::setsockopt(

@@ -6,7 +6,11 @@ use crate::context::CancelToken;
 use crate::result::Status;
 
 fn responder() -> EchoResponder {
-    EchoResponder::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), CancelToken::new()).unwrap()
+    EchoResponder::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        CancelToken::new(),
+    )
+    .unwrap()
 }
 
 fn target(node: &str, path: &str, port: u16) -> Target {
@@ -22,7 +26,10 @@ fn target(node: &str, path: &str, port: u16) -> Target {
 fn loopback_round_trips_fill_every_kind_with_the_contract_keys() {
     let r = responder();
     let params = Params {
-        targets: vec![target("b", "native", r.port()), target("b", "overlay", r.port())],
+        targets: vec![
+            target("b", "native", r.port()),
+            target("b", "overlay", r.port()),
+        ],
         count: 200,
         warmup: 5,
         ..Params::default()
@@ -32,7 +39,11 @@ fn loopback_round_trips_fill_every_kind_with_the_contract_keys() {
         for kind in ["udp", "tcp_rr", "tcp_connect"] {
             let m = &res.metrics[&format!("local->b/{path}/{kind}")];
             assert_eq!(m.count, 200, "{path}/{kind}");
-            assert!(m.p50 > 0 && m.p50 < 50_000_000, "{path}/{kind} p50 {}", m.p50);
+            assert!(
+                m.p50 > 0 && m.p50 < 50_000_000,
+                "{path}/{kind} p50 {}",
+                m.p50
+            );
         }
     }
     let loss = &res.facts["loss"]["local->b/native"];
@@ -44,7 +55,11 @@ fn loopback_round_trips_fill_every_kind_with_the_contract_keys() {
     assert!(oh["p50_us"].is_number() && oh["p99_pct"].is_number());
     let v: Vec<_> = res.verdicts.iter().map(|v| v.check.as_str()).collect();
     assert_eq!(v, ["rtt.udp.p99", "rtt.loss.pct"]);
-    assert!(res.verdicts.iter().all(|v| v.status == Status::Pass), "{:?}", res.verdicts);
+    assert!(
+        res.verdicts.iter().all(|v| v.status == Status::Pass),
+        "{:?}",
+        res.verdicts
+    );
 }
 
 #[test]
@@ -81,8 +96,16 @@ fn a_dead_port_is_all_loss_with_a_warning_not_an_error() {
     let res = run(&params, &ProbeContext::local()).unwrap();
     assert_eq!(res.facts["loss"]["local->b/native"]["lost"], 3);
     assert!(res.metrics.is_empty());
-    assert!(res.warnings.iter().any(|w| w.contains("no reply at all")), "{:?}", res.warnings);
-    let loss = res.verdicts.iter().find(|v| v.check == "rtt.loss.pct").unwrap();
+    assert!(
+        res.warnings.iter().any(|w| w.contains("no reply at all")),
+        "{:?}",
+        res.warnings
+    );
+    let loss = res
+        .verdicts
+        .iter()
+        .find(|v| v.check == "rtt.loss.pct")
+        .unwrap();
     assert_eq!(loss.status, Status::Fail);
 }
 
@@ -118,10 +141,34 @@ fn bad_params_are_refused_with_the_name() {
     assert!(ok.validate().is_ok());
     let cases: Vec<(Params, &str)> = vec![
         (Params::default(), "targets"),
-        (Params { count: 0, ..ok.clone() }, "count"),
-        (Params { payload: 8, ..ok.clone() }, "payload"),
-        (Params { rate: Some(-1.0), ..ok.clone() }, "rate"),
-        (Params { kinds: vec![], ..ok.clone() }, "kinds"),
+        (
+            Params {
+                count: 0,
+                ..ok.clone()
+            },
+            "count",
+        ),
+        (
+            Params {
+                payload: 8,
+                ..ok.clone()
+            },
+            "payload",
+        ),
+        (
+            Params {
+                rate: Some(-1.0),
+                ..ok.clone()
+            },
+            "rate",
+        ),
+        (
+            Params {
+                kinds: vec![],
+                ..ok.clone()
+            },
+            "kinds",
+        ),
         (
             Params {
                 targets: vec![target("a/b", "native", 1)],

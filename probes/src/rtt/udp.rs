@@ -31,7 +31,9 @@ pub(crate) fn ping_pong(
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local).map_err(|e| ProbeError::io(what(), e))?;
-    socket.connect(addr).map_err(|e| ProbeError::io(what(), e))?;
+    socket
+        .connect(addr)
+        .map_err(|e| ProbeError::io(what(), e))?;
     socket
         .set_read_timeout(Some(params.timeout.0))
         .map_err(|e| ProbeError::io(what(), e))?;
@@ -51,7 +53,10 @@ pub(crate) fn ping_pong(
 
     for seq in 0..total {
         if cancel.is_cancelled() {
-            m.stopped_early = Some(format!("cancelled after {} of {} probes", m.sent, params.count));
+            m.stopped_early = Some(format!(
+                "cancelled after {} of {} probes",
+                m.sent, params.count
+            ));
             break;
         }
         if Instant::now() >= deadline {
@@ -62,7 +67,9 @@ pub(crate) fn ping_pong(
             break;
         }
         if m.sent >= DEAD_AFTER && m.replied == 0 && m.late == 0 {
-            m.stopped_early = Some(format!("no reply to the first {DEAD_AFTER} probes: path down?"));
+            m.stopped_early = Some(format!(
+                "no reply to the first {DEAD_AFTER} probes: path down?"
+            ));
             break;
         }
         if m.errors >= MAX_ERRORS {

@@ -24,11 +24,21 @@ pub(super) fn draw<DB: DrawingBackend>(
     let n_cols = cols.len().max(1) as i32;
     let cell_w = ((w as i32 - left - right) / n_cols).max(1);
     let cell_h = ((h as i32 - top - bottom) / n_rows).max(1);
-    let present: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| *v > 0.0).collect();
+    let present: Vec<f64> = values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .collect();
     let lo = present.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = present.iter().copied().fold(0.0f64, f64::max);
     let shade = |v: f64| -> RGBColor {
-        let t = if hi > lo { (v.ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { 0.5 };
+        let t = if hi > lo {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            0.5
+        };
         let t = t.clamp(0.0, 1.0);
         let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
         RGBColor(mix(255.0, 165.0), mix(237.0, 15.0), mix(160.0, 21.0))
@@ -36,8 +46,12 @@ pub(super) fn draw<DB: DrawingBackend>(
     let label = ("sans-serif", 14).into_font();
     for (j, name) in cols.iter().enumerate() {
         let x = left + j as i32 * cell_w + 4;
-        area.draw(&Text::new(format!("to {name}"), (x, top - 20), label.clone()))
-            .map_err(|e| err(&e))?;
+        area.draw(&Text::new(
+            format!("to {name}"),
+            (x, top - 20),
+            label.clone(),
+        ))
+        .map_err(|e| err(&e))?;
     }
     for (i, name) in rows.iter().enumerate() {
         let y = top + i as i32 * cell_h + cell_h / 2 - 7;
@@ -50,11 +64,18 @@ pub(super) fn draw<DB: DrawingBackend>(
                 Some(v) => shade(v),
                 None => RGBColor(240, 240, 240),
             };
-            area.draw(&Rectangle::new([(x0, y0), (x0 + cell_w - 2, y0 + cell_h - 2)], fill.filled()))
-                .map_err(|e| err(&e))?;
+            area.draw(&Rectangle::new(
+                [(x0, y0), (x0 + cell_w - 2, y0 + cell_h - 2)],
+                fill.filled(),
+            ))
+            .map_err(|e| err(&e))?;
             let text = cell.map_or_else(|| "-".to_string(), format::duration_ns);
-            area.draw(&Text::new(text, (x0 + 8, y0 + cell_h / 2 - 7), label.clone()))
-                .map_err(|e| err(&e))?;
+            area.draw(&Text::new(
+                text,
+                (x0 + 8, y0 + cell_h / 2 - 7),
+                label.clone(),
+            ))
+            .map_err(|e| err(&e))?;
         }
     }
     Ok(())

@@ -58,6 +58,8 @@ pub enum ChartKind {
         x_label: String,
         y_label: String,
         log_x: bool,
+        /// Log y for values spanning orders of magnitude (programming time).
+        log_y: bool,
         lines: Vec<Line>,
     },
 }
@@ -91,7 +93,12 @@ pub fn charts_for(run: &RunRecord) -> Vec<Chart> {
             None
         };
         let keep_metric = |m: &str| keep.as_ref().is_none_or(|k| k.contains(m));
-        charts.extend(percentiles::charts(probe, results, &run.profile, &keep_metric));
+        charts.extend(percentiles::charts(
+            probe,
+            results,
+            &run.profile,
+            &keep_metric,
+        ));
         charts.extend(timeline::charts(probe, results, &run.profile));
         if probe == "services" {
             charts.extend(services_first_packet::charts(results));

@@ -70,38 +70,6 @@ pub(crate) fn sorted_lines(lines: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Line
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use infraqual_probes::LatencyHistogram;
-
-    #[test]
-    fn one_line_per_mode_sorted_by_count() {
-        let mut r = ProbeResult::new("services", "local");
-        for (count, ns) in [(1000u64, 30_000u64), (10, 20_000), (100, 25_000)] {
-            let mut h = LatencyHistogram::new();
-            h.record(ns);
-            r.metric(&format!("iptables-nft/{count}/end"), &h, "ns")
-                .unwrap();
-            r.metric(&format!("iptables-nft/{count}/front"), &h, "ns")
-                .unwrap();
-            r.metric(&format!("nftables/{count}/end"), &h, "ns")
-                .unwrap();
-        }
-        let charts = charts(&[&r]);
-        assert_eq!(charts.len(), 2);
-        let ChartKind::Lines { lines, log_x, .. } = &charts[0].kind else {
-            panic!("not a line chart");
-        };
-        assert!(*log_x);
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].label, "iptables-nft");
-        let xs: Vec<f64> = lines[0].points.iter().map(|p| p.0).collect();
-        assert_eq!(xs, [10.0, 100.0, 1000.0]);
-        assert!((lines[0].points[2].1 - 30_000.0).abs() < 100.0);
-    }
-}
-
 /// Metric keys `<mode>/<count>/<position>` at each mode's largest count.
 pub fn metrics_at_largest_count(
     results: &[&ProbeResult],
@@ -134,4 +102,36 @@ pub fn metrics_at_largest_count(
         .cloned()
         .collect();
     Some(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infraqual_probes::LatencyHistogram;
+
+    #[test]
+    fn one_line_per_mode_sorted_by_count() {
+        let mut r = ProbeResult::new("services", "local");
+        for (count, ns) in [(1000u64, 30_000u64), (10, 20_000), (100, 25_000)] {
+            let mut h = LatencyHistogram::new();
+            h.record(ns);
+            r.metric(&format!("iptables-nft/{count}/end"), &h, "ns")
+                .unwrap();
+            r.metric(&format!("iptables-nft/{count}/front"), &h, "ns")
+                .unwrap();
+            r.metric(&format!("nftables/{count}/end"), &h, "ns")
+                .unwrap();
+        }
+        let charts = charts(&[&r]);
+        assert_eq!(charts.len(), 2);
+        let ChartKind::Lines { lines, log_x, .. } = &charts[0].kind else {
+            panic!("not a line chart");
+        };
+        assert!(*log_x);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].label, "iptables-nft");
+        let xs: Vec<f64> = lines[0].points.iter().map(|p| p.0).collect();
+        assert_eq!(xs, [10.0, 100.0, 1000.0]);
+        assert!((lines[0].points[2].1 - 30_000.0).abs() < 100.0);
+    }
 }

@@ -193,6 +193,9 @@ impl HtmlExporter<'_> {
                     result_section(node, r, h);
                 }
             }
+            if probe == "rtt" {
+                super::rtt_tables::write(run, h);
+            }
             for rc in self.charts.iter().filter(|c| c.chart.probe == probe) {
                 let _ = write!(
                     h,

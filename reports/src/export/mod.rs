@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod html;
+mod rtt_tables;
 
 use crate::bundle::RunRecord;
 use crate::error::ReportError;
