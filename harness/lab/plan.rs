@@ -3,6 +3,15 @@
 
 use super::state::LabState;
 
+/// Exchanges per target, path and kind on a lab without WAN delay (µs round
+/// trips: 1,000 take well under a second).
+const LOCAL_COUNT: u32 = 1000;
+/// Between regions every exchange costs a full WAN round trip and sources
+/// run one at a time, so 1,000 per kind and path would keep a two-node
+/// Oslo/Frankfurt lab busy for five minutes; 300 still give a p99 from three
+/// samples above it.
+const REGIONS_COUNT: u32 = 300;
+
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -28,8 +37,17 @@ pub fn render(st: &LabState) -> String {
             quote(&n.overlay),
         ));
     }
-    out.push_str(
-        "\n[probes.inventory]\n\n[probes.rtt]\npaths = [\"native\", \"overlay\"]\ncount = 1000\n\n[probes.mtu]\n",
-    );
+    let count = if st.regions.is_empty() {
+        LOCAL_COUNT
+    } else {
+        out.push_str(&format!(
+            "\n# Cross-region exchanges cost a WAN round trip each: {REGIONS_COUNT} per kind and\n\
+             # path keep the rtt phase to a few minutes. Raise it for tighter tails.\n"
+        ));
+        REGIONS_COUNT
+    };
+    out.push_str(&format!(
+        "\n[probes.inventory]\n\n[probes.rtt]\npaths = [\"native\", \"overlay\"]\ncount = {count}\n\n[probes.mtu]\n",
+    ));
     out
 }

@@ -254,6 +254,41 @@ pub fn change_text(c: &Change) -> String {
     )
 }
 
+/// The quantile a summary line reports for one latency metric.
+struct Driver {
+    quantile: &'static str,
+    a: u64,
+    b: u64,
+    change: Change,
+}
+
+impl Driver {
+    /// The quantile whose verdict is the metric's verdict (the median when
+    /// both agree or nothing changed).
+    fn of(l: &LatencyComparison) -> Option<Driver> {
+        let median = l.median.map(|change| Driver {
+            quantile: "median",
+            a: l.a.p50,
+            b: l.b.p50,
+            change,
+        });
+        let p99 = l.p99.map(|change| Driver {
+            quantile: "p99",
+            a: l.a.p99,
+            b: l.b.p99,
+            change,
+        });
+        if l.verdict != ChangeVerdict::NoChange
+            && l.median_verdict != l.verdict
+            && l.p99_verdict == l.verdict
+        {
+            p99.or(median)
+        } else {
+            median.or(p99)
+        }
+    }
+}
+
 /// What changed most, in a few lines.
 fn summarize(c: &Comparison) -> Vec<String> {
     let mut lines = vec![format!(
@@ -268,24 +303,31 @@ fn summarize(c: &Comparison) -> Vec<String> {
         c.resamples,
         c.seed
     )];
-    let mut ranked: Vec<&LatencyComparison> =
-        c.latencies.iter().filter(|l| l.median.is_some()).collect();
-    ranked.sort_by(|x, y| {
-        let mag = |l: &LatencyComparison| l.median.map_or(0.0, |m| m.point.abs());
-        mag(y).total_cmp(&mag(x))
+    // Changes that were judged significant first, each told by the quantile
+    // that decided its verdict, so a line never pairs "regressed" with a
+    // median that barely moved.
+    let mut ranked: Vec<(&LatencyComparison, Driver)> = c
+        .latencies
+        .iter()
+        .filter_map(|l| Some((l, Driver::of(l)?)))
+        .collect();
+    ranked.sort_by(|(x, dx), (y, dy)| {
+        let judged = |l: &LatencyComparison| l.verdict != ChangeVerdict::NoChange;
+        judged(y)
+            .cmp(&judged(x))
+            .then(dy.change.point.abs().total_cmp(&dx.change.point.abs()))
     });
-    for l in ranked.iter().take(3) {
-        if let Some(m) = &l.median {
-            lines.push(format!(
-                "{} ({}): median {} -> {}, {} — {}",
-                l.name(),
-                l.subject,
-                format::value(l.a.p50 as f64, &l.unit),
-                format::value(l.b.p50 as f64, &l.unit),
-                change_text(m),
-                l.verdict
-            ));
-        }
+    for (l, d) in ranked.iter().take(3) {
+        lines.push(format!(
+            "{} ({}): {} {} -> {}, {} — {}",
+            l.name(),
+            l.subject,
+            d.quantile,
+            format::value(d.a as f64, &l.unit),
+            format::value(d.b as f64, &l.unit),
+            change_text(&d.change),
+            l.verdict
+        ));
     }
     let biggest_scalar = c
         .scalars
