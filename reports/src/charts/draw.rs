@@ -4,6 +4,8 @@
 
 use std::sync::Once;
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -187,6 +189,93 @@ enum Axis {
     },
 }
 
+/// An axis over `lo..hi`. Log axes are drawn in log10 space, where plotters'
+/// own ticks would fall on values such as 25, 40, 63 and 158: their ticks
+/// are put on 1-2-5 values (grid lines on every whole multiple) instead.
+struct TickedAxis {
+    linear: RangedCoordf64,
+    log: bool,
+}
+
+fn axis_range(lo: f64, hi: f64, log: bool) -> TickedAxis {
+    TickedAxis {
+        linear: RangedCoordf64::from(lo..hi),
+        log,
+    }
+}
+
+impl Ranged for TickedAxis {
+    // Labels always come from the chart's own formatters.
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if !self.log {
+            return self.linear.key_points(hint);
+        }
+        let range = self.linear.range();
+        let (lo, hi) = (range.start, range.end);
+        let n = hint.max_num_points();
+        if hint.weight().allow_light_points() {
+            let ticks = log_ticks(lo, hi, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+            return if ticks.len() <= n { ticks } else { Vec::new() };
+        }
+        let fits = |ticks: &Vec<f64>| ticks.len() <= n.max(2);
+        let one_two_five = log_ticks(lo, hi, &[1.0, 2.0, 5.0]);
+        if one_two_five.len() >= 5 && fits(&one_two_five) {
+            return one_two_five;
+        }
+        // Less than a decade and a half: 3s keep the axis labelled.
+        [
+            &[1.0, 2.0, 3.0, 5.0][..],
+            &[1.0, 2.0, 5.0][..],
+            &[1.0, 3.0][..],
+            &[1.0][..],
+        ]
+        .iter()
+        .map(|multiples| log_ticks(lo, hi, multiples))
+        .find(fits)
+        .unwrap_or_default()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.linear.range()
+    }
+}
+
+/// The value at log10 position `t`, without the trailing `.0` a 1-2-5 tick
+/// would otherwise carry.
+fn log_tick_label(t: f64) -> String {
+    let v = 10f64.powf(t);
+    if v >= 1.0 && (v - v.round()).abs() < 1e-6 * v {
+        format!("{}", v.round())
+    } else {
+        format::three_significant(v)
+    }
+}
+
+/// log10 of every `multiple x 10^k` inside `lo..=hi` (both log10 values).
+fn log_ticks(lo: f64, hi: f64, multiples: &[f64]) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite()) || hi - lo > 300.0 {
+        return Vec::new();
+    }
+    let eps = 1e-9;
+    let mut ticks = Vec::new();
+    for decade in (lo.floor() as i32)..=(hi.ceil() as i32) {
+        for m in multiples {
+            let t = f64::from(decade) + m.log10();
+            if t >= lo - eps && t <= hi + eps {
+                ticks.push(t);
+            }
+        }
+    }
+    ticks
+}
+
 fn percentile_label(x: f64) -> String {
     let q = 1.0 - 10f64.powf(-x);
     let pct = q * 100.0;
@@ -285,17 +374,20 @@ fn xy_chart<DB: DrawingBackend>(
         .margin_right(36)
         .x_label_area_size(42)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_min..x_max, y_bottom..y_top)
+        .build_cartesian_2d(
+            axis_range(x_min, x_max, log_x),
+            axis_range(y_bottom, y_top, log_y),
+        )
         .map_err(|e| err(&e))?;
 
     let x_fmt = |x: &f64| match &x_axis {
         Axis::Percentile { .. } => percentile_label(*x),
-        Axis::Numeric { log: true, .. } => format!("{:.0}", 10f64.powf(*x)),
+        Axis::Numeric { log: true, .. } => log_tick_label(*x),
         _ => format::three_significant(*x),
     };
     let y_fmt = |y: &f64| {
         if log_y {
-            format!("{}{}", format::three_significant(10f64.powf(*y)), y_unit)
+            format!("{}{}", log_tick_label(*y), y_unit)
         } else if *y == 0.0 {
             "0".to_string()
         } else {
@@ -418,6 +510,24 @@ mod tests {
         reader.next_frame(&mut buf).unwrap();
         let non_white = buf.chunks(3).filter(|p| p != &[255, 255, 255]).count();
         assert!(non_white > 1000, "chart has drawn pixels: {non_white}");
+    }
+
+    #[test]
+    fn log_ticks_fall_on_one_two_five() {
+        // 25 us .. 700 us, in log10 space.
+        let (lo, hi) = (25f64.log10(), 700f64.log10());
+        let values: Vec<f64> = log_ticks(lo, hi, &[1.0, 2.0, 5.0])
+            .into_iter()
+            .map(|t| (10f64.powf(t) * 1e6).round() / 1e6)
+            .collect();
+        assert_eq!(values, vec![50.0, 100.0, 200.0, 500.0]);
+        assert!(log_ticks(f64::NAN, 1.0, &[1.0]).is_empty());
+        let bold = axis_range(lo, hi, true).key_points(plotters::coord::ranged1d::BoldPoints(10));
+        let labels: Vec<String> = bold.iter().map(|t| log_tick_label(*t)).collect();
+        assert_eq!(labels, ["30", "50", "100", "200", "300", "500"]);
+        assert_eq!(log_tick_label(0.5f64.log10()), "0.50");
+        let linear = axis_range(0.0, 10.0, false).key_points(6);
+        assert_eq!(linear, RangedCoordf64::from(0.0..10.0).key_points(6));
     }
 
     #[test]
