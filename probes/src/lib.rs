@@ -16,6 +16,7 @@ pub mod rtt;
 pub mod services;
 pub mod steal;
 pub mod system;
+mod tcp_connect;
 pub mod units;
 
 pub use context::{CancelToken, ProbeContext};

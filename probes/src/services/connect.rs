@@ -18,6 +18,7 @@ use super::sandbox::{enter, Netns};
 use crate::context::CancelToken;
 use crate::error::ProbeError;
 use crate::histogram::LatencyHistogram;
+use crate::tcp_connect::{sockaddr, ConnectSocket};
 
 /// A connect that has not completed in this long has failed (a broken
 /// layout would otherwise hang in SYN retries for minutes).
@@ -148,114 +149,15 @@ fn run_plan(plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
     })
 }
 
-fn sockaddr(target: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: target.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*target.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-/// A TCP socket with connect and receive timeouts, closed on drop.
-struct Socket(libc::c_int);
-
-impl Socket {
-    fn new() -> std::io::Result<Self> {
-        // SAFETY: plain socket(2); the fd is owned by the returned guard.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let socket = Socket(fd);
-        let timeout = libc::timeval {
-            tv_sec: CONNECT_TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: 0,
-        };
-        // SO_SNDTIMEO bounds a blocking connect(), SO_RCVTIMEO the read.
-        socket.set(libc::SO_SNDTIMEO, &timeout)?;
-        socket.set(libc::SO_RCVTIMEO, &timeout)?;
-        Ok(socket)
-    }
-
-    fn set<T>(&self, option: libc::c_int, value: &T) -> std::io::Result<()> {
-        // SAFETY: value points at a live T of the size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.0,
-                libc::SOL_SOCKET,
-                option,
-                (value as *const T).cast(),
-                std::mem::size_of::<T>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
-
-    fn connect(&self, addr: &libc::sockaddr_in) -> std::io::Result<()> {
-        // SAFETY: addr is a valid sockaddr_in of the length passed.
-        let rc = unsafe {
-            libc::connect(
-                self.0,
-                (addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
-
-    /// Close with RST instead of FIN (no TIME_WAIT).
-    fn abort(self) {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        let _ = self.set(libc::SO_LINGER, &linger);
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        // SAFETY: we own the fd and close it once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// One timed connect, in ns. Socket setup and teardown are outside the
-/// timed span; inside it is only the connect(2) syscall.
+/// One timed connect, in ns.
 fn connect_once(addr: &libc::sockaddr_in) -> std::io::Result<u64> {
-    let socket = Socket::new()?;
-    let started = Instant::now();
-    let connected = socket.connect(addr);
-    let elapsed = started.elapsed();
-    connected?;
-    socket.abort();
+    let elapsed = ConnectSocket::new(CONNECT_TIMEOUT)?.timed_connect(addr)?;
     Ok(elapsed.as_nanos() as u64)
 }
 
 /// Connects and reads the endpoint's one-byte identity.
 fn identify(addr: &libc::sockaddr_in) -> std::io::Result<u8> {
-    let socket = Socket::new()?;
+    let socket = ConnectSocket::new(CONNECT_TIMEOUT)?;
     socket.connect(addr)?;
-    let mut byte = 0u8;
-    // SAFETY: reading one byte into a live u8.
-    let n = unsafe { libc::recv(socket.0, (&mut byte as *mut u8).cast(), 1, 0) };
-    match n {
-        1 => Ok(byte),
-        0 => Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "closed without an identity byte",
-        )),
-        _ => Err(std::io::Error::last_os_error()),
-    }
+    socket.read_byte()
 }

@@ -303,3 +303,39 @@ fn outputs_hold_tables_charts_and_json() {
     assert!(files.iter().any(|f| f.relative_path.ends_with(".png")));
     assert_eq!(latency_rows(&c)[0].len(), output::LATENCY_HEADER.len());
 }
+
+#[test]
+fn a_summary_line_names_the_quantile_that_decided_its_verdict() {
+    // Same body; B's slowest 5 % take four times as long: p99 regresses,
+    // the median does not move.
+    let body = hist(2e6, 3000, 7);
+    let mut tail = body.clone();
+    for _ in 0..150 {
+        tail.record(8_000_000);
+    }
+    let result = |h: &LatencyHistogram| {
+        let mut r = ProbeResult::new("fsync", "n1");
+        r.metric("fdatasync", h, "ns").unwrap();
+        r
+    };
+    let a = run("a", vec![node("n1", &[], vec![result(&body)])]);
+    let b = run("b", vec![node("n1", &[], vec![result(&tail)])]);
+    let c = compare(&a, &b, &opts());
+    let l = &c.latencies[0];
+    assert_eq!(
+        (l.median_verdict, l.p99_verdict, l.verdict),
+        (
+            ChangeVerdict::NoChange,
+            ChangeVerdict::Regressed,
+            ChangeVerdict::Regressed
+        ),
+        "{l:?}"
+    );
+    let line = c
+        .summary
+        .iter()
+        .find(|s| s.starts_with("fsync fdatasync"))
+        .expect("a line for fdatasync");
+    assert!(line.contains(": p99 "), "{line}");
+    assert!(line.ends_with("regressed"), "{line}");
+}
