@@ -160,11 +160,12 @@ fn an_agent_killed_mid_job_is_reported_failed_and_the_other_finishes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill beta once its steal job is running.
+    // Kill beta once its steal job is running: its inventory has finished
+    // (its verdicts are in /metrics) and a job runs again.
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, body) = http(&b.addr, "GET", "/metrics", Some(&b.token), b"");
-        if body.contains("state=\"running\"") {
+        if body.contains("state=\"running\"") && body.contains("check=\"inventory.") {
             break;
         }
         assert!(Instant::now() < until, "beta never ran a job");
@@ -183,7 +184,7 @@ fn an_agent_killed_mid_job_is_reported_failed_and_the_other_finishes() {
     );
     let beta = node(&run, "beta");
     let message = beta["errors"][0]["message"].as_str().unwrap();
-    assert_eq!(beta["errors"][0]["probe"], "steal");
+    assert_eq!(beta["errors"][0]["probe"], "steal", "{beta}");
     assert!(message.contains("stopped answering"), "{message}");
     let bundle = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()

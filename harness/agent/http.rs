@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use infraqual_probes::{registry, ProbeContext, ProbeName, Profile};
+use infraqual_probes::{inventory, registry, ProbeContext, Profile};
 use serde::Serialize;
 
 use super::auth::Token;
@@ -114,7 +114,7 @@ fn health(state: &AgentState) -> Reply {
         &Health {
             version: VERSION.to_string(),
             node: state.node.clone(),
-            probes: ProbeName::ALL.iter().map(|p| p.to_string()).collect(),
+            probes: registry::names_in_order().map(|p| p.to_string()).collect(),
             echo_port: state.echo_port,
             netns: state.netns.clone(),
         },
@@ -138,7 +138,7 @@ async fn inventory(state: &AgentState) -> Reply {
                 None => Ok(()),
             }
             .and_then(|_| {
-                registry::run(ProbeName::Inventory, &serde_json::Value::Null, &ctx)
+                registry::run(inventory::NAME, &serde_json::Value::Null, &ctx)
                     .map_err(|e| e.to_string())
             });
             let _ = tx.send(outcome);

@@ -47,7 +47,7 @@ struct Table {
     jobs: HashMap<String, Job>,
     next_id: u64,
     /// Newest result per probe, for /metrics.
-    latest: BTreeMap<String, ProbeResult>,
+    latest: BTreeMap<ProbeName, ProbeResult>,
 }
 
 #[derive(Clone)]
@@ -83,18 +83,22 @@ impl Jobs {
     pub fn start(&self, req: JobRequest) -> Result<String, StartError> {
         registry::validate(req.probe, &req.params)
             .map_err(|e| StartError::BadRequest(e.to_string()))?;
-        for dir in req.probe.writes_to(&req.params) {
+        let probe = req.probe.descriptor();
+        let writes_to = probe
+            .writes_to(&req.params)
+            .map_err(|e| StartError::BadRequest(e.to_string()))?;
+        for dir in writes_to {
             self.check_allowed(&dir)?;
         }
         let lease = Duration::from_millis(req.lease_ms).max(MIN_LEASE);
         let deadline = Duration::from_millis(req.deadline_ms).min(MAX_DEADLINE);
 
         let mut table = self.lock();
-        if req.probe.is_heavy() {
+        if probe.heavy {
             if let Some((id, job)) = table
                 .jobs
                 .iter()
-                .find(|(_, j)| j.state == JobState::Running && j.probe.is_heavy())
+                .find(|(_, j)| j.state == JobState::Running && j.probe.descriptor().heavy)
             {
                 return Err(StartError::Busy(format!(
                     "busy: job {id} ({}) is running; one heavy probe at a time",
@@ -195,7 +199,7 @@ impl Jobs {
             }
         }
         if let Some(result) = latest {
-            table.latest.insert(result.probe.clone(), result);
+            table.latest.insert(result.probe, result);
         }
     }
 

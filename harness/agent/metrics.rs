@@ -54,7 +54,7 @@ fn latency(out: &mut String, node: &str, results: &[ProbeResult]) {
                 let _ = writeln!(
                     out,
                     "infraqual_latency_seconds{{node=\"{node}\",probe=\"{}\",metric=\"{}\",quantile=\"{q}\"}} {}",
-                    label(&r.probe),
+                    label(r.probe.as_str()),
                     label(name),
                     v as f64 / 1e9
                 );

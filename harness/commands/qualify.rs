@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use infraqual_probes::privilege::{self, Capability};
-use infraqual_probes::{registry, ProbeContext, ProbeName, ProbeResult, Verdict};
+use infraqual_probes::privilege;
+use infraqual_probes::probe::QualifyOptions;
+use infraqual_probes::{registry, ProbeContext, ProbeDescriptor, ProbeName, ProbeResult, Verdict};
 use infraqual_reports::bundle::{BundleWriter, RunVerdict};
 use infraqual_reports::render;
 use serde_json::{json, Value};
@@ -52,42 +53,41 @@ enum Step {
     Skip(String),
 }
 
-/// The parameters each probe gets from `qualify`: one line per probe.
-fn step_for(probe: ProbeName, args: &QualifyArgs, fsync_dir: &std::path::Path) -> Step {
-    let quick = args.quick;
-    match probe {
-        ProbeName::Inventory => Step::Run(json!({})),
-        ProbeName::Steal => Step::Run(json!({ "duration": if quick { "5s" } else { "30s" } })),
-        ProbeName::Fsync => Step::Run(json!({
-            "dir": fsync_dir,
-            "size": if quick { "4MiB" } else { "22MiB" },
-        })),
-        ProbeName::Services if !privilege::has(Capability::NetAdmin) => Step::Skip(
-            "needs CAP_NET_ADMIN to build its private network namespace: run as root".into(),
-        ),
-        ProbeName::Rtt | ProbeName::Mtu => Step::Skip(format!(
-            "{probe} measures between machines: run it from a plan (`infraqual run`) or in the lab"
-        )),
-        ProbeName::Services => Step::Run(json!({
-            "counts": if quick { json!([10, 100, 1000]) } else { json!([10, 100, 1000, 5000, 10000]) },
-        })),
+/// A probe's step: its declared qualify parameters, or why it cannot run
+/// on this machine alone.
+fn step_for(probe: &ProbeDescriptor, opts: &QualifyOptions<'_>) -> Step {
+    if probe.pairwise {
+        return Step::Skip(format!(
+            "{} measures between machines: run it from a plan (`infraqual run`) or in the lab",
+            probe.name
+        ));
     }
+    let missing: Vec<&str> = probe
+        .needs
+        .iter()
+        .filter(|c| !privilege::has(**c))
+        .map(|c| c.name())
+        .collect();
+    if !missing.is_empty() {
+        return Step::Skip(format!("needs {}: run as root", missing.join(" and ")));
+    }
+    Step::Run(probe.qualify_params(opts))
 }
 
-/// The fsync step's directory: --dir, or a fresh one under the current
-/// directory that is removed afterwards.
-struct FsyncDir {
+/// The directory on the disk under test: --dir, or a fresh one under the
+/// current directory that is removed afterwards.
+struct DiskDir {
     path: PathBuf,
     remove: bool,
 }
 
-impl FsyncDir {
-    fn prepare(args: &QualifyArgs, needed: bool) -> Result<Self> {
+impl DiskDir {
+    fn locate(args: &QualifyArgs) -> Result<Self> {
         if let Some(dir) = &args.dir {
             if !dir.is_dir() {
                 anyhow::bail!("--dir {}: not an existing directory", dir.display());
             }
-            return Ok(FsyncDir {
+            return Ok(DiskDir {
                 path: dir.clone(),
                 remove: false,
             });
@@ -95,17 +95,24 @@ impl FsyncDir {
         let path = std::env::current_dir()
             .context("reading the current directory")?
             .join(format!(".infraqual-fsync-{}", std::process::id()));
-        if needed {
-            std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        }
-        Ok(FsyncDir {
+        Ok(DiskDir {
             path,
-            remove: needed,
+            remove: false,
         })
+    }
+
+    /// Creates the scratch directory (not a --dir) once a step writes there.
+    fn create(&mut self, args: &QualifyArgs) -> Result<()> {
+        if args.dir.is_none() && !self.remove {
+            std::fs::create_dir(&self.path)
+                .with_context(|| format!("creating {}", self.path.display()))?;
+            self.remove = true;
+        }
+        Ok(())
     }
 }
 
-impl Drop for FsyncDir {
+impl Drop for DiskDir {
     fn drop(&mut self) {
         if self.remove {
             let _ = std::fs::remove_dir_all(&self.path);
@@ -121,24 +128,36 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
     let profile = load_profile(&args.profile)?;
     let probes: Vec<ProbeName> = match &args.probes {
         Some(list) if list.is_empty() => anyhow::bail!("--probes: empty list"),
-        Some(list) => ProbeName::ALL
-            .iter()
-            .copied()
+        Some(list) => registry::names_in_order()
             .filter(|p| list.contains(p))
             .collect(),
         // Network probes need a second machine; qualify runs them only
         // when asked (and then explains the skip).
-        None => ProbeName::ALL
+        None => registry::all()
             .iter()
-            .copied()
-            .filter(|p| !crate::coordinator::plan::is_pairwise(*p))
+            .filter(|d| !d.pairwise)
+            .map(|d| d.name)
             .collect(),
     };
-    let fsync_dir = FsyncDir::prepare(args, probes.contains(&ProbeName::Fsync))?;
+    let mut disk = DiskDir::locate(args)?;
+    let opts = QualifyOptions {
+        quick: args.quick,
+        dir: &disk.path,
+    };
     let steps: Vec<(ProbeName, Step)> = probes
         .iter()
-        .map(|p| (*p, step_for(*p, args, &fsync_dir.path)))
+        .map(|p| (*p, step_for(p.descriptor(), &opts)))
         .collect();
+    let writes = steps.iter().any(|(p, step)| match step {
+        Step::Run(params) => p
+            .descriptor()
+            .writes_to(params)
+            .is_ok_and(|dirs| !dirs.is_empty()),
+        Step::Skip(_) => false,
+    });
+    if writes {
+        disk.create(args)?;
+    }
 
     let plan = plan_of(args, &profile.name, &steps);
     let plan_toml = toml::to_string_pretty(&plan).context("writing the plan as TOML")?;
@@ -161,7 +180,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
         progress.step(format!("{probe}"));
         match step {
             Step::Skip(reason) => {
-                let mut skipped = ProbeResult::new(probe.as_str(), &args.node);
+                let mut skipped = ProbeResult::new(*probe, &args.node);
                 skipped
                     .verdicts
                     .push(Verdict::skip(&format!("{probe}.run"), "", reason.clone()));

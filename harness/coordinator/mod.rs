@@ -1,5 +1,5 @@
 //! `infraqual run PLAN.toml`: drives the plan's agents phase by phase
-//! (inventory, then each probe in ProbeName::ALL order), all agents of a
+//! (inventory, then each probe in registry order), all agents of a
 //! phase at once, each result written into the bundle as it arrives. An agent
 //! that fails is reported and skipped; the others finish.
 
@@ -7,6 +7,7 @@ mod client;
 mod collector;
 mod job;
 pub mod plan;
+mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -16,18 +17,18 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use infraqual_probes::{CancelToken, ProbeName};
+use infraqual_probes::{inventory, CancelToken, ProbeName};
 use infraqual_reports::bundle::BundleWriter;
 use infraqual_reports::render;
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
 
 use crate::api::{Health, VERSION};
 use crate::exit::Outcome;
 use client::AgentClient;
 use collector::{Collector, Event};
 use job::{run_job, JobError, JobSpec};
-use plan::{is_pairwise, Plan};
+use plan::Plan;
+use tasks::AgentTasks;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -122,15 +123,15 @@ struct Orchestra {
 impl Orchestra {
     async fn run(&self) {
         self.connect().await;
-        self.phase(ProbeName::Inventory, &json!({})).await;
+        self.phase(inventory::NAME, &json!({})).await;
         for (probe, params) in &self.plan.probes {
-            if *probe == ProbeName::Inventory {
+            if *probe == inventory::NAME {
                 continue;
             }
             if self.cancel.is_cancelled() {
                 break;
             }
-            if is_pairwise(*probe) {
+            if probe.descriptor().pairwise {
                 self.pairwise_phase(*probe, params).await;
             } else {
                 self.phase(*probe, params).await;
@@ -174,17 +175,22 @@ impl Orchestra {
     /// Health and version of every agent, all at once.
     async fn connect(&self) {
         let bar = self.bar("connect", self.clients.len());
-        let mut set = JoinSet::new();
+        let mut tasks = AgentTasks::new();
         for client in self.clients.clone() {
-            set.spawn(async move {
+            let name = client.name.clone();
+            tasks.spawn(&name, async move {
                 let health = client.get::<Health>("/v1/health").await;
                 (client, health)
             });
         }
-        while let Some(joined) = set.join_next().await {
+        while let Some(joined) = tasks.next().await {
             bar.inc(1);
-            let Ok((client, health)) = joined else {
-                continue;
+            let (client, health) = match joined {
+                Ok(done) => done,
+                Err(lost) => {
+                    self.fail_agent(&lost.agent, None, lost.message);
+                    continue;
+                }
             };
             match health {
                 Ok(h) if h.version != VERSION => self.fail_agent(
@@ -213,27 +219,33 @@ impl Orchestra {
         let agents = self.alive();
         let bar = self.bar(probe.as_str(), agents.len());
         let lease = self.plan.lease;
-        let mut set = JoinSet::new();
+        let mut tasks = AgentTasks::new();
         for client in agents {
             let params = params.clone();
             let cancel = self.cancel.clone();
-            set.spawn(async move {
-                let spec = JobSpec {
-                    probe,
-                    deadline: deadline_for(probe, &params),
-                    params,
-                    lease,
+            let name = client.name.clone();
+            tasks.spawn(&name, async move {
+                let outcome = match deadline_for(probe, &params) {
+                    Ok(deadline) => {
+                        let spec = JobSpec {
+                            probe,
+                            deadline,
+                            params,
+                            lease,
+                        };
+                        run_job(&client, spec, &cancel).await
+                    }
+                    Err(message) => Err(JobError::Probe(message)),
                 };
-                let outcome = run_job(&client, spec, &cancel).await;
                 (client, outcome)
             });
         }
-        while let Some(joined) = set.join_next().await {
+        while let Some(joined) = tasks.next().await {
             bar.inc(1);
-            let Ok((client, outcome)) = joined else {
-                continue;
-            };
-            self.record(&client.name, probe, outcome);
+            match joined {
+                Ok((client, outcome)) => self.record(&client.name, probe, outcome),
+                Err(lost) => self.record(&lost.agent, probe, Err(JobError::Probe(lost.message))),
+            }
         }
         bar.finish();
     }
@@ -279,11 +291,11 @@ impl Orchestra {
                 break;
             }
             let params = self.pairwise_params(&source.name, plan_params);
-            let outcome = match params {
-                Ok(params) => {
+            let outcome = match params.and_then(|p| deadline_for(probe, &p).map(|d| (p, d))) {
+                Ok((params, deadline)) => {
                     let spec = JobSpec {
                         probe,
-                        deadline: deadline_for(probe, &params),
+                        deadline,
                         params,
                         lease: self.plan.lease,
                     };
@@ -331,17 +343,10 @@ impl Orchestra {
     }
 }
 
-/// The hard deadline a job gets: its own duration, where it has one, plus
-/// generous room; never unbounded.
-fn deadline_for(probe: ProbeName, params: &Value) -> Duration {
-    let own = params
-        .get("duration")
-        .and_then(Value::as_str)
-        .and_then(|d| d.parse::<infraqual_probes::units::HumanDuration>().ok())
-        .map(|d| d.0);
-    match (probe, own) {
-        (ProbeName::Inventory, _) => Duration::from_secs(120),
-        (_, Some(d)) => d * 2 + Duration::from_secs(120),
-        _ => Duration::from_secs(30 * 60),
-    }
+/// The hard deadline a job gets, from the probe's own declaration.
+fn deadline_for(probe: ProbeName, params: &Value) -> Result<Duration, String> {
+    probe
+        .descriptor()
+        .deadline(params)
+        .map_err(|e| e.to_string())
 }

@@ -225,7 +225,7 @@ impl Plan {
                 .map_err(|e: String| loc.at(key.span(), e))?;
             let params = serde_json::to_value(table.get_ref())
                 .map_err(|e| loc.at(table.span(), e.to_string()))?;
-            let checked = if is_pairwise(probe) {
+            let checked = if probe.descriptor().pairwise {
                 pairwise_stand_in(&params)
             } else {
                 Ok(params.clone())
@@ -235,7 +235,7 @@ impl Plan {
                 .map_err(|e| loc.at(table.span(), e))?;
             probes.push((probe, params));
         }
-        probes.sort_by_key(|(p, _)| ProbeName::ALL.iter().position(|x| x == p));
+        probes.sort_by_key(|(p, _)| *p);
 
         Ok(Plan {
             path: PathBuf::from(file),
@@ -296,11 +296,6 @@ fn pairwise_stand_in(params: &Value) -> Result<Value, String> {
     Ok(Value::Object(p))
 }
 
-/// Probes measured between agents; the coordinator builds their targets.
-pub fn is_pairwise(probe: ProbeName) -> bool {
-    matches!(probe.as_str(), "rtt" | "mtu")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +311,7 @@ mod tests {
         let p = parse(&format!("name = \"t\"\n{AGENT}[probes.inventory]\n")).unwrap();
         assert_eq!(p.name, "t");
         assert_eq!(p.agents[0].url.port_u16(), Some(7070));
-        assert_eq!(p.probes[0].0, ProbeName::Inventory);
+        assert_eq!(p.probes[0].0, infraqual_probes::inventory::NAME);
         assert_eq!(p.profile.name, "etcd");
     }
 

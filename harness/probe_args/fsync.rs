@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use infraqual_probes::fsync::{Mode, Params};
+use infraqual_probes::fsync::{self, Mode, Params};
 use infraqual_probes::units::{ByteSize, HumanDuration};
 use infraqual_probes::ProbeName;
 use serde_json::Value;
@@ -16,14 +16,14 @@ pub struct FsyncArgs {
     #[arg(long, value_name = "PATH")]
     pub dir: PathBuf,
     /// Bytes to write in total (fio's --size).
-    #[arg(long, value_name = "SIZE", default_value = "22MiB")]
+    #[arg(long, value_name = "SIZE", default_value_t = fsync::DEFAULT_SIZE)]
     pub size: ByteSize,
     /// Bytes per write or WAL entry (fio's --bs).
-    #[arg(long, value_name = "BYTES", default_value = "2300")]
+    #[arg(long, value_name = "BYTES", default_value_t = fsync::DEFAULT_BLOCK_SIZE)]
     pub block_size: ByteSize,
     /// fio-etcd: fdatasync after every write, as the fio recipe; etcd-wal:
     /// preallocated 64 MB segments, batched aligned flushes, one sync per batch.
-    #[arg(long, value_enum, default_value = "fio-etcd")]
+    #[arg(long, value_enum, default_value_t = ModeArg::from(Mode::default()))]
     pub mode: ModeArg,
     /// Syncs per second on a steady schedule (e.g. 200 or 200/s); default back to back.
     #[arg(long, value_name = "N/s", value_parser = parse_rate)]
@@ -35,10 +35,10 @@ pub struct FsyncArgs {
     #[arg(long)]
     pub allow_volatile: bool,
     /// etcd-wal: entries per fdatasync.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = fsync::DEFAULT_ENTRIES_PER_SYNC)]
     pub entries_per_sync: u32,
     /// etcd-wal: bytes per preallocated segment.
-    #[arg(long, value_name = "SIZE", default_value = "64000000")]
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(fsync::ETCD_SEGMENT_BYTES))]
     pub segment_size: ByteSize,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -48,6 +48,15 @@ pub struct FsyncArgs {
 pub enum ModeArg {
     FioEtcd,
     EtcdWal,
+}
+
+impl From<Mode> for ModeArg {
+    fn from(m: Mode) -> ModeArg {
+        match m {
+            Mode::FioEtcd => ModeArg::FioEtcd,
+            Mode::EtcdWal => ModeArg::EtcdWal,
+        }
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -60,7 +69,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 impl ProbeArgs for FsyncArgs {
-    const PROBE: ProbeName = ProbeName::Fsync;
+    const PROBE: ProbeName = infraqual_probes::fsync::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common

@@ -12,7 +12,7 @@ pub struct InventoryArgs {
 }
 
 impl ProbeArgs for InventoryArgs {
-    const PROBE: ProbeName = ProbeName::Inventory;
+    const PROBE: ProbeName = infraqual_probes::inventory::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common

@@ -2,19 +2,13 @@
 //! each turning its flags into the probe's JSON parameters (the same form a
 //! plan or an agent request carries).
 
-pub mod fsync;
-pub mod inventory;
-pub mod mtu;
-pub mod rtt;
-pub mod services;
-pub mod steal;
 pub mod target;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use infraqual_probes::ProbeName;
+use infraqual_probes::{Probe, ProbeName};
 use serde_json::Value;
 
 /// Flags every `probe` subcommand takes.
@@ -38,37 +32,38 @@ pub trait ProbeArgs {
     fn params(&self) -> Result<Value>;
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ProbeCommand {
-    /// What this machine really is: CPU, memory, hypervisor, disks, NICs, conntrack, firewall stack.
-    Inventory(inventory::InventoryArgs),
-    /// Is a noisy neighbour taking my CPU? Steal counter, hiccup detector, run-queue wait.
-    Steal(steal::StealArgs),
-    /// Can this disk carry etcd's WAL? Sequential writes + fdatasync, judged against etcd's 10 ms p99.
-    Fsync(fsync::FsyncArgs),
-    /// What does the overlay cost? UDP ping-pong, TCP request/response and connect to echo responders.
-    Rtt(rtt::RttArgs),
-    /// Will large packets vanish? DF-set UDP size sweep per path; finds MTU black holes.
-    Mtu(mtu::MtuArgs),
-    /// What do 10 -> 10,000 Services cost per packet? kube-proxy layouts in a private namespace.
-    Services(services::ServicesArgs),
+/// One `infraqual probe <name>` subcommand per probe: its arguments file,
+/// its descriptor (whose one-line question is the subcommand's help).
+macro_rules! probe_commands {
+    ($($variant:ident => $module:ident :: $args:ident for $probe:path),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        #[derive(Subcommand, Debug)]
+        pub enum ProbeCommand {
+            $(
+                #[command(about = <$probe as Probe>::ABOUT)]
+                $variant($module::$args),
+            )+
+        }
+
+        impl ProbeCommand {
+            /// The probe, its parameters and the common flags.
+            pub fn resolve(&self) -> (ProbeName, Result<Value>, &CommonArgs) {
+                match self {
+                    $(ProbeCommand::$variant(a) => ($module::$args::PROBE, a.params(), a.common()),)+
+                }
+            }
+        }
+    };
 }
 
-impl ProbeCommand {
-    /// The probe, its parameters and the common flags.
-    pub fn resolve(&self) -> (ProbeName, Result<Value>, &CommonArgs) {
-        fn parts<A: ProbeArgs>(a: &A) -> (ProbeName, Result<Value>, &CommonArgs) {
-            (A::PROBE, a.params(), a.common())
-        }
-        match self {
-            ProbeCommand::Inventory(a) => parts(a),
-            ProbeCommand::Steal(a) => parts(a),
-            ProbeCommand::Fsync(a) => parts(a),
-            ProbeCommand::Rtt(a) => parts(a),
-            ProbeCommand::Mtu(a) => parts(a),
-            ProbeCommand::Services(a) => parts(a),
-        }
-    }
+probe_commands! {
+    Inventory => inventory::InventoryArgs for infraqual_probes::inventory::Inventory,
+    Steal => steal::StealArgs for infraqual_probes::steal::Steal,
+    Fsync => fsync::FsyncArgs for infraqual_probes::fsync::Fsync,
+    Rtt => rtt::RttArgs for infraqual_probes::rtt::Rtt,
+    Mtu => mtu::MtuArgs for infraqual_probes::mtu::Mtu,
+    Services => services::ServicesArgs for infraqual_probes::services::Services,
 }
 
 /// Resolves `--profile`: a built-in name, else a file path.
@@ -82,4 +77,25 @@ pub fn load_profile(spec: &str) -> Result<infraqual_probes::Profile> {
         anyhow::bail!("--profile {spec}: not a built-in profile (etcd) nor an existing file");
     }
     infraqual_probes::Profile::load(&path).with_context(|| format!("--profile {spec}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        probe: super::ProbeCommand,
+    }
+
+    #[test]
+    fn every_registered_probe_has_one_subcommand_of_its_name() {
+        let command = Cli::command();
+        let subcommands: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+        let registered: Vec<&str> = infraqual_probes::registry::names_in_order()
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(subcommands, registered);
+    }
 }

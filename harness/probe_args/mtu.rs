@@ -15,20 +15,20 @@ pub struct MtuArgs {
     #[arg(long = "target", value_name = "NAME=ADDR:PORT[@PATH]", required = true, value_parser = parse_target)]
     pub targets: Vec<Target>,
     /// Tries per size before it counts as not delivered.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = Params::default().attempts)]
     pub attempts: u32,
     /// Probes confirming the answer.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = Params::default().repeats)]
     pub repeats: u32,
     /// Wait for each reply.
-    #[arg(long, default_value = "250ms")]
+    #[arg(long, default_value_t = Params::default().timeout)]
     pub timeout: HumanDuration,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 impl ProbeArgs for MtuArgs {
-    const PROBE: ProbeName = ProbeName::Mtu;
+    const PROBE: ProbeName = infraqual_probes::mtu::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common

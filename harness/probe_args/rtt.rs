@@ -15,10 +15,10 @@ pub struct RttArgs {
     #[arg(long = "target", value_name = "NAME=ADDR:PORT[@PATH]", required = true, value_parser = parse_target)]
     pub targets: Vec<Target>,
     /// Timed exchanges per target and kind.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = Params::default().count)]
     pub count: u32,
     /// Bytes per request.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Params::default().payload)]
     pub payload: usize,
     /// Exchanges per second (paced, coordinated-omission corrected); default back to back.
     #[arg(long)]
@@ -28,14 +28,14 @@ pub struct RttArgs {
         long,
         value_delimiter = ',',
         value_enum,
-        default_value = "udp,tcp-rr,tcp-connect"
+        default_values_t = Params::default().kinds.into_iter().map(KindArg::from)
     )]
     pub kinds: Vec<KindArg>,
     /// A reply later than this counts as lost.
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value_t = Params::default().timeout)]
     pub timeout: HumanDuration,
     /// Untimed exchanges first.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Params::default().warmup)]
     pub warmup: u32,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -48,8 +48,28 @@ pub enum KindArg {
     TcpConnect,
 }
 
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Kind {
+        match k {
+            KindArg::Udp => Kind::Udp,
+            KindArg::TcpRr => Kind::TcpRr,
+            KindArg::TcpConnect => Kind::TcpConnect,
+        }
+    }
+}
+
+impl From<Kind> for KindArg {
+    fn from(k: Kind) -> KindArg {
+        match k {
+            Kind::Udp => KindArg::Udp,
+            Kind::TcpRr => KindArg::TcpRr,
+            Kind::TcpConnect => KindArg::TcpConnect,
+        }
+    }
+}
+
 impl ProbeArgs for RttArgs {
-    const PROBE: ProbeName = ProbeName::Rtt;
+    const PROBE: ProbeName = infraqual_probes::rtt::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common
@@ -61,15 +81,7 @@ impl ProbeArgs for RttArgs {
             count: self.count,
             payload: self.payload,
             rate: self.rate,
-            kinds: self
-                .kinds
-                .iter()
-                .map(|k| match k {
-                    KindArg::Udp => Kind::Udp,
-                    KindArg::TcpRr => Kind::TcpRr,
-                    KindArg::TcpConnect => Kind::TcpConnect,
-                })
-                .collect(),
+            kinds: self.kinds.iter().map(|k| Kind::from(*k)).collect(),
             timeout: self.timeout,
             warmup: self.warmup,
             ..Params::default()

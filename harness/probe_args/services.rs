@@ -16,7 +16,7 @@ pub struct ServicesArgs {
         value_name = "LIST",
         value_delimiter = ',',
         value_enum,
-        default_value = "iptables-legacy,iptables-nft,nftables,ipvs"
+        default_values_t = Params::default().modes.into_iter().map(ModeArg::from)
     )]
     pub modes: Vec<ModeArg>,
     /// Service counts to program (each from empty), up to 30000.
@@ -24,17 +24,17 @@ pub struct ServicesArgs {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "10,100,1000,5000,10000"
+        default_values_t = Params::default().counts
     )]
     pub counts: Vec<usize>,
     /// Endpoints per service.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = Params::default().endpoints)]
     pub endpoints: usize,
     /// Timed connects per position (front, middle, end) and count.
-    #[arg(long, value_name = "N", default_value_t = 300)]
+    #[arg(long, value_name = "N", default_value_t = Params::default().samples)]
     pub samples: u32,
     /// Longest sampling time per count (sampling stops early, with a warning).
-    #[arg(long, value_name = "DURATION", default_value = "20s")]
+    #[arg(long, value_name = "DURATION", default_value_t = Params::default().sample_time_limit)]
     pub sample_time_limit: HumanDuration,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -59,8 +59,19 @@ impl From<ModeArg> for Mode {
     }
 }
 
+impl From<Mode> for ModeArg {
+    fn from(m: Mode) -> ModeArg {
+        match m {
+            Mode::IptablesLegacy => ModeArg::IptablesLegacy,
+            Mode::IptablesNft => ModeArg::IptablesNft,
+            Mode::Nftables => ModeArg::Nftables,
+            Mode::Ipvs => ModeArg::Ipvs,
+        }
+    }
+}
+
 impl ProbeArgs for ServicesArgs {
-    const PROBE: ProbeName = ProbeName::Services;
+    const PROBE: ProbeName = infraqual_probes::services::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common

@@ -10,13 +10,13 @@ use super::{CommonArgs, ProbeArgs};
 #[derive(Args, Debug)]
 pub struct StealArgs {
     /// How long to keep the CPUs busy and measure (1s ..= 1h).
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(long, value_name = "DURATION", default_value_t = Params::default().duration)]
     pub duration: HumanDuration,
     /// CPUs to measure, taskset syntax (0-3,6); default: every CPU this process may use.
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
     /// Sampling interval of /proc/stat and of the per-second series.
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    #[arg(long, value_name = "DURATION", default_value_t = Params::default().interval)]
     pub interval: HumanDuration,
     /// Fixed hiccup threshold (default: max(10us, 8x the loop's smallest step)).
     #[arg(long, value_name = "DURATION")]
@@ -26,7 +26,7 @@ pub struct StealArgs {
 }
 
 impl ProbeArgs for StealArgs {
-    const PROBE: ProbeName = ProbeName::Steal;
+    const PROBE: ProbeName = infraqual_probes::steal::NAME;
 
     fn common(&self) -> &CommonArgs {
         &self.common

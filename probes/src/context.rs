@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::ProbeError;
+use crate::probe::ProbeName;
 use crate::profile::Profile;
 
 /// Shared stop flag plus an optional hard deadline.
@@ -42,7 +43,7 @@ impl CancelToken {
     }
 
     /// `Err(Cancelled)` once cancelled, for `?` at loop boundaries.
-    pub fn check(&self, probe: &str) -> Result<(), ProbeError> {
+    pub fn check(&self, probe: ProbeName) -> Result<(), ProbeError> {
         if self.is_cancelled() {
             Err(ProbeError::Cancelled {
                 probe: probe.to_string(),
@@ -88,7 +89,7 @@ mod tests {
         assert!(!b.is_cancelled());
         a.cancel();
         assert!(b.is_cancelled());
-        assert!(b.check("x").is_err());
+        assert!(b.check(crate::steal::NAME).is_err());
     }
 
     #[test]

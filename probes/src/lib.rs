@@ -1,6 +1,7 @@
 //! infraqual's probes and result model. Probes measure; they know nothing of
-//! HTTP, plans or plots. Each probe module exposes `Params` (serde, with
-//! defaults) and `run(&Params, &ProbeContext) -> Result<ProbeResult, ProbeError>`.
+//! HTTP, plans or plots. Each probe module declares itself by implementing
+//! [`Probe`] (name, parameters with their defaults, limits, what reports may
+//! judge and draw) and is listed once in `registry.rs`.
 
 pub mod context;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod histogram;
 pub mod inventory;
 pub mod mtu;
 pub mod privilege;
+pub mod probe;
 pub mod profile;
 pub mod registry;
 pub mod result;
@@ -22,6 +24,6 @@ pub mod units;
 pub use context::{CancelToken, ProbeContext};
 pub use error::{ProbeError, ResultError};
 pub use histogram::LatencyHistogram;
+pub use probe::{Probe, ProbeDescriptor, ProbeName};
 pub use profile::Profile;
-pub use registry::ProbeName;
 pub use result::{MetricSummary, ProbeResult, Status, Verdict, SCHEMA_VERSION};

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ResultError;
 use crate::histogram::LatencyHistogram;
+use crate::probe::ProbeName;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -17,7 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
     pub schema_version: u32,
-    pub probe: String,
+    pub probe: ProbeName,
     pub node: String,
     /// RFC 3339, UTC, seconds.
     pub started_at: String,
@@ -40,10 +41,10 @@ pub struct ProbeResult {
 impl ProbeResult {
     /// A result stamped with the current wall-clock start time. Durations are
     /// measured separately with a monotonic clock (see [`ProbeResult::finish`]).
-    pub fn new(probe: &str, node: &str) -> Self {
+    pub fn new(probe: ProbeName, node: &str) -> Self {
         ProbeResult {
             schema_version: SCHEMA_VERSION,
-            probe: probe.to_string(),
+            probe,
             node: node.to_string(),
             started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             duration_ms: 0,
@@ -195,7 +196,7 @@ mod tests {
         for v in [90_000u64, 150_000, 150_000, 200_000, 260_000, 2_500_000] {
             hist.record(v);
         }
-        let mut r = ProbeResult::new("fsync", "local");
+        let mut r = ProbeResult::new(crate::fsync::NAME, "local");
         r.param("block_size", 2300);
         r.fact("device", "nvme0n1");
         r.metric("fdatasync", &hist, "ns").unwrap();
@@ -241,7 +242,7 @@ mod tests {
 
     #[test]
     fn worst_status_orders_fail_over_warn_over_pass() {
-        let mut r = ProbeResult::new("x", "n");
+        let mut r = ProbeResult::new(crate::steal::NAME, "n");
         assert_eq!(r.worst_status(), Status::Pass);
         r.verdicts.push(Verdict::skip("a", "ns", "no device"));
         r.verdicts.push(Verdict {

@@ -139,7 +139,8 @@ mod tests {
             Profile::default(),
         )
         .unwrap();
-        w.add_result(node, ProbeResult::new("fsync", node)).unwrap();
+        w.add_result(node, ProbeResult::new(infraqual_probes::fsync::NAME, node))
+            .unwrap();
         w.finish().unwrap();
         w.dir().to_path_buf()
     }

@@ -205,7 +205,7 @@ impl BundleWriter {
     /// batch (a fleet's results arrive by the hundred).
     pub fn push_result(&mut self, node: &str, result: ProbeResult) {
         let entry = self.node_entry(node);
-        if result.probe == "inventory" {
+        if result.probe == infraqual_probes::inventory::NAME {
             entry.inventory = Some(result);
         } else {
             entry.results.push(result);
@@ -305,9 +305,13 @@ mod tests {
         let dir = w.dir().to_path_buf();
         assert_eq!(load(&dir).unwrap().verdict, RunVerdict::Incomplete);
 
-        w.add_result("n1", ProbeResult::new("inventory", "n1"))
+        w.add_result(
+            "n1",
+            ProbeResult::new(infraqual_probes::inventory::NAME, "n1"),
+        )
+        .unwrap();
+        w.add_result("n1", ProbeResult::new(infraqual_probes::fsync::NAME, "n1"))
             .unwrap();
-        w.add_result("n1", ProbeResult::new("fsync", "n1")).unwrap();
         let mid = load(&dir).unwrap();
         assert!(mid.nodes[0].inventory.is_some());
         assert_eq!(mid.nodes[0].results.len(), 1);

@@ -13,21 +13,77 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
+use crate::probe::{
+    deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions, DEADLINE_UNKNOWN,
+};
 use crate::result::ProbeResult;
+use crate::units::ByteSize;
 
 pub use device::{locate, volatile_reason, Storage};
 pub use guard::WORK_PREFIX;
-pub use params::{Mode, Params, ETCD_SEGMENT_BYTES};
+pub use params::{
+    Mode, Params, DEFAULT_BLOCK_SIZE, DEFAULT_ENTRIES_PER_SYNC, DEFAULT_SIZE, ETCD_SEGMENT_BYTES,
+};
 use recorder::{Outcome, Recorder};
 
-pub const NAME: &str = "fsync";
+pub const NAME: ProbeName = ProbeName::declare("fsync");
+
+/// The fsync probe's declaration.
+pub struct Fsync;
+
+impl Probe for Fsync {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str = "Can this disk carry etcd's WAL? Sequential writes + fdatasync, judged against etcd's 10 ms p99.";
+    const HEAVY: bool = true;
+    const JUDGED_FACTS: &'static [JudgedFact] = &[JudgedFact {
+        fact: "syncs_per_sec",
+        unit: "syncs/s",
+        better: Better::Higher,
+        keyed: false,
+    }];
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), ProbeError> {
+        params.validate()
+    }
+
+    fn writes_to(params: &Params) -> Vec<PathBuf> {
+        vec![params.dir.clone()]
+    }
+
+    fn deadline(params: &Params) -> Duration {
+        match (params.duration, params.rate) {
+            (Some(d), _) => deadline_for_duration(d.0),
+            (None, Some(rate)) => {
+                let syncs = params.size.0 as f64 / params.block_size.0.max(1) as f64;
+                deadline_for_duration(Duration::from_secs_f64(syncs / rate)).max(DEADLINE_UNKNOWN)
+            }
+            (None, None) => DEADLINE_UNKNOWN,
+        }
+    }
+
+    fn qualify_params(opts: &QualifyOptions<'_>) -> Params {
+        let mut params = Params::for_dir(opts.dir);
+        if opts.quick {
+            params.size = QUICK_SIZE;
+        }
+        params
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
+
+/// `qualify --quick`: about 1,800 syncs, enough for a p99.
+const QUICK_SIZE: ByteSize = ByteSize(4 << 20);
 pub const CHECK: &str = "fsync.fdatasync.p99";
 
 /// etcd's hardware guide: sequential IOPS for a minimal and for a heavily

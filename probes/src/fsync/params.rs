@@ -76,16 +76,24 @@ pub struct Params {
     pub segment_size: ByteSize,
 }
 
+/// etcd's fio recipe (`--size=22m --bs=2300`): about 10,000 syncs of one
+/// typical WAL entry each.
+pub const DEFAULT_SIZE: ByteSize = ByteSize(22 << 20);
+pub const DEFAULT_BLOCK_SIZE: ByteSize = ByteSize(2300);
+
 fn default_size() -> ByteSize {
-    ByteSize(22 << 20)
+    DEFAULT_SIZE
 }
 
 fn default_block_size() -> ByteSize {
-    ByteSize(2300)
+    DEFAULT_BLOCK_SIZE
 }
 
+/// etcd-wal: one entry per sync, the worst case of an idle-then-busy leader.
+pub const DEFAULT_ENTRIES_PER_SYNC: u32 = 1;
+
 fn default_entries_per_sync() -> u32 {
-    1
+    DEFAULT_ENTRIES_PER_SYNC
 }
 
 fn default_segment_size() -> ByteSize {

@@ -159,7 +159,7 @@ fn bad_parameters_are_rejected_before_anything_is_written() {
     std::fs::remove_file(&file).unwrap();
     assert!(entries(dir.path()).is_empty());
     let e = crate::registry::run(
-        crate::registry::ProbeName::Fsync,
+        super::NAME,
         &serde_json::json!({"dir": dir.path(), "bogus": 1}),
         &ctx,
     )

@@ -4,19 +4,44 @@
 mod network;
 mod platform;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
+use crate::probe::{Probe, ProbeName, QualifyOptions};
 use crate::result::{ProbeResult, Verdict};
 use crate::system::{block, kernel};
 
 pub use platform::{detect_container, detect_hypervisor, Virtualization};
 
-pub const NAME: &str = "inventory";
+pub const NAME: ProbeName = ProbeName::declare("inventory");
+
+/// The inventory probe's declaration.
+pub struct Inventory;
+
+impl Probe for Inventory {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str = "What this machine really is: CPU, memory, hypervisor, disks, NICs, conntrack, firewall stack.";
+    const HEAVY: bool = false;
+    type Params = Params;
+
+    /// Reading /proc and /sys takes seconds; a hung sysfs read must not
+    /// hold a job for long.
+    fn deadline(_params: &Params) -> Duration {
+        Duration::from_secs(120)
+    }
+
+    fn qualify_params(_opts: &QualifyOptions<'_>) -> Params {
+        Params {}
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
 
 /// The inventory takes no parameters; the struct keeps the probe interface
 /// uniform and rejects unknown keys from plans.

@@ -17,13 +17,38 @@ use serde_json::Value;
 
 use crate::context::{CancelToken, ProbeContext};
 use crate::error::ProbeError;
+use crate::probe::{Probe, ProbeName, QualifyOptions};
 use crate::result::{ProbeResult, Status};
 use crate::rtt::responder::{MTU_MAGIC, MTU_REPLY_LEN};
 pub use crate::rtt::Target;
 use crate::units::HumanDuration;
 use socket::DfSocket;
 
-pub const NAME: &str = "mtu";
+pub const NAME: ProbeName = ProbeName::declare("mtu");
+
+/// The mtu probe's declaration.
+pub struct Mtu;
+
+impl Probe for Mtu {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str =
+        "Will large packets vanish? DF-set UDP size sweep per path; finds MTU black holes.";
+    const HEAVY: bool = false;
+    const PAIRWISE: bool = true;
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), ProbeError> {
+        params.validate()
+    }
+
+    fn qualify_params(_opts: &QualifyOptions<'_>) -> Params {
+        Params::default()
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
 /// IPv4 (20) + UDP (8) header bytes on top of the payload.
 pub const HEADER_BYTES: u32 = 28;
 /// The smallest probe: it must pass, or the path is down rather than small.

@@ -18,19 +18,62 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::ProbeContext;
+use crate::context::{CancelToken, ProbeContext};
 use crate::error::ProbeError;
 use crate::histogram::LatencyHistogram;
+use crate::probe::{
+    deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions, ReportPart,
+};
 use crate::result::ProbeResult;
 use crate::units::HumanDuration;
 
-pub const NAME: &str = "rtt";
+pub const NAME: ProbeName = ProbeName::declare("rtt");
+
+/// The rtt probe's declaration.
+pub struct Rtt;
+
+impl Probe for Rtt {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str = "What does the overlay cost? UDP ping-pong, TCP request/response and connect to echo responders.";
+    const HEAVY: bool = false;
+    const PAIRWISE: bool = true;
+    const JUDGED_FACTS: &'static [JudgedFact] = &[JudgedFact {
+        fact: "overlay_overhead_us",
+        unit: "µs",
+        better: Better::Lower,
+        keyed: true,
+    }];
+    const REPORT_PARTS: &'static [ReportPart] = &[ReportPart::RttHeatmaps, ReportPart::RttTables];
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), ProbeError> {
+        params.validate()
+    }
+
+    /// Each target and kind runs for at most its time limit.
+    fn deadline(params: &Params) -> Duration {
+        let loops = (params.targets.len() * params.kinds.len()).max(1) as u32;
+        deadline_for_duration(params.time_limit.0.saturating_mul(loops))
+    }
+
+    fn qualify_params(_opts: &QualifyOptions<'_>) -> Params {
+        Params::default()
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
 
 /// Largest UDP payload (IPv4, 65535 - 20 - 8).
 pub const MAX_PAYLOAD: usize = 65_507;
 /// Smallest payload: the sequence number and the run's nonce.
 pub const MIN_PAYLOAD: usize = 16;
 pub const MAX_COUNT: u32 = 10_000_000;
+/// Exchanges per second: slower than one per 10 s measures nothing a
+/// lease or a person would wait for.
+pub const MIN_RATE: f64 = 0.1;
+pub const MAX_RATE: f64 = 1_000_000.0;
 
 /// One destination: a node's echo responder reached over a named path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,10 +196,15 @@ impl Params {
             ));
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+            let slowest =
+                MIN_RATE.max(1.0 / self.time_limit.0.as_secs_f64().max(f64::MIN_POSITIVE));
+            if !(rate.is_finite() && rate >= slowest && rate <= MAX_RATE) {
                 return Err(ProbeError::invalid(
                     "rate",
-                    format!("{rate}: give exchanges per second in (0, 1000000]"),
+                    format!(
+                        "{rate}: give exchanges per second in [{slowest}, {MAX_RATE}] \
+                         (at least one exchange per 10 s and per time_limit)"
+                    ),
                 ));
             }
         }
@@ -220,6 +268,9 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         for &kind in &params.kinds {
             ctx.cancel.check(NAME)?;
             let measured = measure_on_thread(target, kind, params, ctx)?;
+            // A cancelled probe fails as every probe does, rather than
+            // returning the part it measured as if it were whole.
+            ctx.cancel.check(NAME)?;
             if let Some(why) = &measured.stopped_early {
                 result.warn(format!("{key}/{}: {why}", kind.as_str()));
             }
@@ -272,15 +323,31 @@ fn measure_on_thread(
     })
 }
 
+/// Longest single sleep while pacing, so a cancellation or a lease expiry
+/// is seen within this even at the slowest rate.
+const PACE_SLICE: Duration = Duration::from_millis(50);
+
 /// Sleeps until the paced send time of exchange `i` (never for a sender
-/// already behind schedule).
-pub(crate) fn pace(start: Instant, interval: Option<Duration>, i: u64) {
-    if let Some(interval) = interval {
-        let due = start + interval.mul_f64(i as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+/// already behind schedule); false when cancelled while waiting.
+pub(crate) fn pace(
+    start: Instant,
+    interval: Option<Duration>,
+    i: u64,
+    cancel: &CancelToken,
+) -> bool {
+    let Some(interval) = interval else {
+        return !cancel.is_cancelled();
+    };
+    let due = start + interval.mul_f64(i as f64);
+    loop {
+        if cancel.is_cancelled() {
+            return false;
         }
+        let now = Instant::now();
+        if due <= now {
+            return true;
+        }
+        std::thread::sleep((due - now).min(PACE_SLICE));
     }
 }
 

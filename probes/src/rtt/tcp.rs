@@ -63,7 +63,9 @@ pub(crate) fn request_response(
             m.stopped_early = Some(why);
             break;
         }
-        pace(start, interval, i);
+        if !pace(start, interval, i, cancel) {
+            continue;
+        }
         let t0 = Instant::now();
         let exchanged = stream
             .write_all(&out)
@@ -125,7 +127,9 @@ pub(crate) fn connect(
             m.stopped_early = Some(why);
             break;
         }
-        pace(start, interval, i);
+        if !pace(start, interval, i, cancel) {
+            continue;
+        }
         let socket = ConnectSocket::new(params.timeout.0)
             .map_err(|e| ProbeError::io("rtt tcp_connect: socket", e))?;
         let connected = socket.timed_connect(&sockaddr);

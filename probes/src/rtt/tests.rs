@@ -109,27 +109,43 @@ fn a_dead_port_is_all_loss_with_a_warning_not_an_error() {
     assert_eq!(loss.status, Status::Fail);
 }
 
-#[test]
-fn cancel_stops_the_loop_quickly() {
+fn cancelled_run(kind: Kind, rate: f64) -> (Result<ProbeResult, ProbeError>, Duration) {
     let r = responder();
-    let ctx = ProbeContext::local();
+    let mut ctx = ProbeContext::local();
+    ctx.cancel = ctx
+        .cancel
+        .with_deadline(Instant::now() + Duration::from_millis(300));
     let params = Params {
         targets: vec![target("b", "native", r.port())],
         count: 1_000_000,
-        rate: Some(100.0),
-        kinds: vec![Kind::Udp],
+        rate: Some(rate),
+        kinds: vec![kind],
         ..Params::default()
     };
-    let cancel = ctx.cancel.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        cancel.cancel();
-    });
     let started = Instant::now();
     let res = run(&params, &ctx);
-    stopper.join().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(matches!(res, Err(ProbeError::Cancelled { .. }) | Ok(_)));
+    (res, started.elapsed())
+}
+
+#[test]
+fn cancel_mid_measurement_fails_as_cancelled() {
+    for kind in Kind::ALL {
+        let (res, _) = cancelled_run(kind, 100.0);
+        assert!(
+            matches!(res, Err(ProbeError::Cancelled { .. })),
+            "{kind:?}: {res:?}"
+        );
+    }
+}
+
+#[test]
+fn cancel_is_seen_while_pacing_at_the_slowest_rate() {
+    // One exchange per 10 s: the old pace() slept the whole interval.
+    for kind in Kind::ALL {
+        let (res, took) = cancelled_run(kind, MIN_RATE);
+        assert!(matches!(res, Err(ProbeError::Cancelled { .. })), "{res:?}");
+        assert!(took < Duration::from_secs(10), "{kind:?} took {took:?}");
+    }
 }
 
 #[test]
@@ -158,6 +174,21 @@ fn bad_params_are_refused_with_the_name() {
         (
             Params {
                 rate: Some(-1.0),
+                ..ok.clone()
+            },
+            "rate",
+        ),
+        (
+            Params {
+                rate: Some(0.001),
+                ..ok.clone()
+            },
+            "rate",
+        ),
+        (
+            Params {
+                rate: Some(0.5),
+                time_limit: HumanDuration(Duration::from_secs(1)),
                 ..ok.clone()
             },
             "rate",

@@ -76,7 +76,9 @@ pub(crate) fn ping_pong(
             m.stopped_early = Some(format!("{} send/receive errors: giving up", m.errors));
             break;
         }
-        pace(start, interval, seq);
+        if !pace(start, interval, seq, cancel) {
+            continue;
+        }
         out[..8].copy_from_slice(&seq.to_le_bytes());
         let timed = seq >= warmup;
 

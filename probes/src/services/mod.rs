@@ -31,9 +31,59 @@ pub use params::Params;
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
 use crate::privilege::{self, Capability};
+use crate::probe::{Better, JudgedFact, Probe, ProbeName, QualifyOptions, ReportPart};
 use crate::result::ProbeResult;
 
-pub const NAME: &str = "services";
+pub const NAME: ProbeName = ProbeName::declare("services");
+
+/// The services probe's declaration.
+pub struct Services;
+
+impl Probe for Services {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str =
+        "What do 10 -> 10,000 Services cost per packet? kube-proxy layouts in a private namespace.";
+    const HEAVY: bool = true;
+    const NEEDS: &'static [Capability] = &[Capability::NetAdmin, Capability::SysAdmin];
+    const JUDGED_FACTS: &'static [JudgedFact] = &[
+        lower_keyed("programming_ms", "ms"),
+        lower_keyed("update_ms", "ms"),
+        lower_keyed("slope_us_per_1000", "µs per 1000"),
+    ];
+    const REPORT_PARTS: &'static [ReportPart] = &[
+        ReportPart::ServicesFirstPacket,
+        ReportPart::ServicesProgramming,
+    ];
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), ProbeError> {
+        params.validated().map(|_| ())
+    }
+
+    fn qualify_params(opts: &QualifyOptions<'_>) -> Params {
+        let mut params = Params::default();
+        if opts.quick {
+            params.counts = QUICK_COUNTS.to_vec();
+        }
+        params
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
+
+/// `qualify --quick`: the slope shows by 1,000 in iptables modes.
+const QUICK_COUNTS: [usize; 3] = [10, 100, 1000];
+
+const fn lower_keyed(fact: &'static str, unit: &'static str) -> JudgedFact {
+    JudgedFact {
+        fact,
+        unit,
+        better: Better::Lower,
+        keyed: true,
+    }
+}
 
 pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
     let params = params.validated()?;

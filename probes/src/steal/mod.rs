@@ -22,12 +22,63 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
+use crate::probe::{deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions};
 use crate::result::ProbeResult;
 use crate::units::HumanDuration;
 
 pub use affinity::{format_cpu_list, parse_cpu_list};
 
-pub const NAME: &str = "steal";
+pub const NAME: ProbeName = ProbeName::declare("steal");
+
+/// The steal probe's declaration.
+pub struct Steal;
+
+impl Probe for Steal {
+    const NAME: ProbeName = NAME;
+    const ABOUT: &'static str =
+        "Is a noisy neighbour taking my CPU? Steal counter, hiccup detector, run-queue wait.";
+    const HEAVY: bool = true;
+    const JUDGED_FACTS: &'static [JudgedFact] = &[
+        lower_pct("steal_pct"),
+        lower_pct("lost_pct"),
+        lower_pct("guest_wait_pct"),
+        lower_pct("throttled_pct"),
+        lower_pct("unexplained_pct"),
+    ];
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), ProbeError> {
+        params.plan().map(|_| ())
+    }
+
+    fn deadline(params: &Params) -> Duration {
+        deadline_for_duration(params.duration.0)
+    }
+
+    fn qualify_params(opts: &QualifyOptions<'_>) -> Params {
+        let mut params = Params::default();
+        if opts.quick {
+            params.duration = HumanDuration(QUICK_DURATION);
+        }
+        params
+    }
+
+    fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
+        run(params, ctx)
+    }
+}
+
+/// `qualify --quick`: long enough for five one-second samples.
+const QUICK_DURATION: Duration = Duration::from_secs(5);
+
+const fn lower_pct(fact: &'static str) -> JudgedFact {
+    JudgedFact {
+        fact,
+        unit: "%",
+        better: Better::Lower,
+        keyed: false,
+    }
+}
 /// The profile check judged from the steal share.
 pub const CHECK: &str = "steal.pct";
 

@@ -58,7 +58,7 @@ fn bad_parameters_are_invalid_param_errors() {
     let e = params("5s", "1023").plan().unwrap_err().to_string();
     assert!(e.contains("cpus") && e.contains("allowed"), "{e}");
     let e = crate::registry::run(
-        crate::ProbeName::Steal,
+        super::NAME,
         &serde_json::json!({"duration": "2s", "bogus": 1}),
         &ProbeContext::local(),
     )

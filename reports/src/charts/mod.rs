@@ -12,7 +12,8 @@ pub mod timeline;
 
 use std::collections::BTreeMap;
 
-use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
+use infraqual_probes::probe::ReportPart;
+use infraqual_probes::{LatencyHistogram, ProbeName, ProbeResult, Profile};
 
 use crate::bundle::RunRecord;
 
@@ -76,39 +77,55 @@ pub struct Chart {
 
 /// Every chart of a run: for each probe, a percentile distribution per
 /// metric (all nodes overlaid) and a timeline per series group, then the
-/// probe-specific charts.
+/// charts of the report parts the probe declares.
 pub fn charts_for(run: &RunRecord) -> Vec<Chart> {
-    let mut by_probe: BTreeMap<String, Vec<&ProbeResult>> = BTreeMap::new();
+    let mut by_probe: BTreeMap<ProbeName, Vec<&ProbeResult>> = BTreeMap::new();
     for (_, r) in run.results() {
-        by_probe.entry(r.probe.clone()).or_default().push(r);
+        by_probe.entry(r.probe).or_default().push(r);
     }
     let mut charts = Vec::new();
     for (probe, results) in &by_probe {
-        // A services sweep holds a histogram per mode, count and position;
-        // its distribution charts show the largest count (where the modes
-        // differ), and the count scaling has charts of its own.
-        let keep = if probe == "services" {
-            services_first_packet::metrics_at_largest_count(results)
-        } else {
-            None
-        };
+        let parts = probe.descriptor().report_parts;
+        let keep = distribution_filter(parts, results);
         let keep_metric = |m: &str| keep.as_ref().is_none_or(|k| k.contains(m));
         charts.extend(percentiles::charts(
-            probe,
+            probe.as_str(),
             results,
             &run.profile,
             &keep_metric,
         ));
-        charts.extend(timeline::charts(probe, results, &run.profile));
-        if probe == "services" {
-            charts.extend(services_first_packet::charts(results));
-            charts.extend(services_programming::chart(results));
-        }
-        if probe == "rtt" {
-            charts.extend(rtt::charts(results));
+        charts.extend(timeline::charts(probe.as_str(), results, &run.profile));
+        for part in parts {
+            charts.extend(part_charts(*part, results));
         }
     }
     charts
+}
+
+/// The charts of one report part (tables are drawn by the HTML export).
+fn part_charts(part: ReportPart, results: &[&ProbeResult]) -> Vec<Chart> {
+    match part {
+        ReportPart::ServicesFirstPacket => services_first_packet::charts(results),
+        ReportPart::ServicesProgramming => {
+            services_programming::chart(results).into_iter().collect()
+        }
+        ReportPart::RttHeatmaps => rtt::charts(results),
+        ReportPart::RttTables => Vec::new(),
+    }
+}
+
+/// The metrics whose distributions are drawn, where a part narrows them: a
+/// Services sweep holds a histogram per mode, count and position, and its
+/// distribution charts show the largest count, where the modes differ.
+fn distribution_filter(
+    parts: &[ReportPart],
+    results: &[&ProbeResult],
+) -> Option<std::collections::BTreeSet<String>> {
+    if parts.contains(&ReportPart::ServicesFirstPacket) {
+        services_first_packet::metrics_at_largest_count(results)
+    } else {
+        None
+    }
 }
 
 /// The warn and fail lines of the profile's checks on `metric` of `probe`

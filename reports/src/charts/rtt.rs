@@ -96,11 +96,11 @@ mod tests {
         for v in [20_000u64, 25_000, 30_000] {
             h.record(v);
         }
-        let mut a = ProbeResult::new("rtt", "a");
+        let mut a = ProbeResult::new(infraqual_probes::rtt::NAME, "a");
         a.metric("a->b/native/udp", &h, "ns").unwrap();
         a.metric("a->b/overlay/udp", &h, "ns").unwrap();
         a.metric("a->b/overlay/tcp_rr", &h, "ns").unwrap();
-        let mut b = ProbeResult::new("rtt", "b");
+        let mut b = ProbeResult::new(infraqual_probes::rtt::NAME, "b");
         b.metric("b->a/overlay/udp", &h, "ns").unwrap();
         let charts = charts(&[&a, &b]);
         let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();

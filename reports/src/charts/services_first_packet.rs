@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn one_line_per_mode_sorted_by_count() {
-        let mut r = ProbeResult::new("services", "local");
+        let mut r = ProbeResult::new(infraqual_probes::services::NAME, "local");
         for (count, ns) in [(1000u64, 30_000u64), (10, 20_000), (100, 25_000)] {
             let mut h = LatencyHistogram::new();
             h.record(ns);

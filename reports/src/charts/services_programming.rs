@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn reads_programming_ms_per_mode() {
-        let mut r = ProbeResult::new("services", "local");
+        let mut r = ProbeResult::new(infraqual_probes::services::NAME, "local");
         r.fact(
             "programming_ms",
             serde_json::json!({"nftables/100": 20.5, "nftables/10": 5.0, "iptables-nft/10": 7.0}),
@@ -66,6 +66,6 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].label, "nftables");
         assert_eq!(lines[1].points, [(10.0, 5.0), (100.0, 20.5)]);
-        assert!(chart(&[&ProbeResult::new("services", "local")]).is_none());
+        assert!(chart(&[&ProbeResult::new(infraqual_probes::services::NAME, "local")]).is_none());
     }
 }

@@ -161,7 +161,7 @@ pub fn compare(a: &RunRecord, b: &RunRecord, opts: &CompareOptions) -> Compariso
         .scalars
         .iter()
         .map(|s| ScalarComparison {
-            probe: s.key.0.clone(),
+            probe: s.key.0.to_string(),
             subject: s.key.1.clone(),
             fact: s.key.2.clone(),
             unit: s.unit.to_string(),
@@ -222,7 +222,7 @@ fn compare_latency(
         ChangeVerdict::NotJudged
     };
     Some(LatencyComparison {
-        probe: key.0.clone(),
+        probe: key.0.to_string(),
         subject: key.1.clone(),
         metric: key.2.clone(),
         unit: a.unit.clone(),

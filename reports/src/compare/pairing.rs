@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use infraqual_probes::{MetricSummary, ProbeResult};
+use infraqual_probes::probe::{Better, JudgedFact};
+use infraqual_probes::{MetricSummary, ProbeName, ProbeResult};
 use serde_json::Value;
 
-use super::verdict::Better;
 use crate::bundle::RunRecord;
 
 /// How nodes were matched.
@@ -52,96 +52,13 @@ impl NodeMatch {
 }
 
 /// (probe, subject, metric): the identity of one measurement.
-pub type Key = (String, String, String);
+pub type Key = (ProbeName, String, String);
 
 pub struct MetricPair<'a> {
     pub key: Key,
     pub a: &'a MetricSummary,
     pub b: &'a MetricSummary,
 }
-
-/// A numeric fact whose meaning and direction are known.
-struct KnownFact {
-    probe: &'static str,
-    fact: &'static str,
-    unit: &'static str,
-    better: Better,
-    /// An object of `<key>: number` (per mode/count, per node pair).
-    keyed: bool,
-}
-
-const KNOWN_FACTS: &[KnownFact] = &[
-    KnownFact {
-        probe: "steal",
-        fact: "steal_pct",
-        unit: "%",
-        better: Better::Lower,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "steal",
-        fact: "lost_pct",
-        unit: "%",
-        better: Better::Lower,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "steal",
-        fact: "guest_wait_pct",
-        unit: "%",
-        better: Better::Lower,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "steal",
-        fact: "throttled_pct",
-        unit: "%",
-        better: Better::Lower,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "steal",
-        fact: "unexplained_pct",
-        unit: "%",
-        better: Better::Lower,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "fsync",
-        fact: "syncs_per_sec",
-        unit: "syncs/s",
-        better: Better::Higher,
-        keyed: false,
-    },
-    KnownFact {
-        probe: "services",
-        fact: "programming_ms",
-        unit: "ms",
-        better: Better::Lower,
-        keyed: true,
-    },
-    KnownFact {
-        probe: "services",
-        fact: "update_ms",
-        unit: "ms",
-        better: Better::Lower,
-        keyed: true,
-    },
-    KnownFact {
-        probe: "services",
-        fact: "slope_us_per_1000",
-        unit: "µs per 1000",
-        better: Better::Lower,
-        keyed: true,
-    },
-    KnownFact {
-        probe: "rtt",
-        fact: "overlay_overhead_us",
-        unit: "µs",
-        better: Better::Lower,
-        keyed: true,
-    },
-];
 
 pub struct ScalarPair {
     pub key: Key,
@@ -158,19 +75,19 @@ fn metrics_of<'a>(run: &'a RunRecord, m: &NodeMatch) -> BTreeMap<Key, &'a Metric
             if summary.count == 0 {
                 continue;
             }
-            let key = (r.probe.clone(), m.subject(&node.name), name.clone());
+            let key = (r.probe, m.subject(&node.name), name.clone());
             out.entry(key).or_insert(summary);
         }
     }
     out
 }
 
-fn scalars_of(run: &RunRecord, m: &NodeMatch) -> BTreeMap<Key, (f64, &'static KnownFact)> {
+fn scalars_of(run: &RunRecord, m: &NodeMatch) -> BTreeMap<Key, (f64, &'static JudgedFact)> {
     let mut out = BTreeMap::new();
     for (node, r) in run.results() {
-        for known in KNOWN_FACTS.iter().filter(|k| k.probe == r.probe) {
+        for known in r.probe.descriptor().judged_facts {
             for (name, value) in known_values(r, known) {
-                let key = (r.probe.clone(), m.subject(&node.name), name);
+                let key = (r.probe, m.subject(&node.name), name);
                 out.entry(key).or_insert((value, known));
             }
         }
@@ -178,7 +95,7 @@ fn scalars_of(run: &RunRecord, m: &NodeMatch) -> BTreeMap<Key, (f64, &'static Kn
     out
 }
 
-fn known_values(r: &ProbeResult, known: &KnownFact) -> Vec<(String, f64)> {
+fn known_values(r: &ProbeResult, known: &JudgedFact) -> Vec<(String, f64)> {
     match (r.facts.get(known.fact), known.keyed) {
         (Some(Value::Object(map)), true) => map
             .iter()

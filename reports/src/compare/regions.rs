@@ -39,7 +39,10 @@ pub fn region_rtts(run: &RunRecord) -> Vec<RegionRtt> {
         .filter_map(|n| Some((n.name.as_str(), n.labels.get(REGION_LABEL)?.as_str())))
         .collect();
     let mut merged: BTreeMap<(String, String, String, String), LatencyHistogram> = BTreeMap::new();
-    for (_, r) in run.results().filter(|(_, r)| r.probe == "rtt") {
+    for (_, r) in run
+        .results()
+        .filter(|(_, r)| r.probe == infraqual_probes::rtt::NAME)
+    {
         for (key, summary) in &r.metrics {
             let Some((src, dst, path, kind)) = parse_rtt_key(key) else {
                 continue;

@@ -52,7 +52,7 @@ fn run(id: &str, nodes: Vec<NodeRecord>) -> RunRecord {
 }
 
 fn fsync(node: &str, center: f64, salt: u64, syncs_per_sec: f64) -> ProbeResult {
-    let mut r = ProbeResult::new("fsync", node);
+    let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, node);
     r.metric("fdatasync", &hist(center, 3000, salt), "ns")
         .unwrap();
     r.fact("syncs_per_sec", syncs_per_sec);
@@ -182,7 +182,7 @@ fn unmatched_metrics_are_listed_not_compared() {
 
 /// An rtt result with the key format of the rtt probe.
 fn rtt(src: &str, targets: &[(&str, f64)], salt: u64) -> ProbeResult {
-    let mut r = ProbeResult::new("rtt", src);
+    let mut r = ProbeResult::new(infraqual_probes::rtt::NAME, src);
     for (i, (dst, center)) in targets.iter().enumerate() {
         for kind in ["udp", "tcp_rr"] {
             let key = format!("{src}->{dst}/native/{kind}");
@@ -314,7 +314,7 @@ fn a_summary_line_names_the_quantile_that_decided_its_verdict() {
         tail.record(8_000_000);
     }
     let result = |h: &LatencyHistogram| {
-        let mut r = ProbeResult::new("fsync", "n1");
+        let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, "n1");
         r.metric("fdatasync", h, "ns").unwrap();
         r
     };

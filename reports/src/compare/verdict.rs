@@ -36,13 +36,7 @@ impl fmt::Display for ChangeVerdict {
     }
 }
 
-/// Which way is better for a quantity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Better {
-    Lower,
-    Higher,
-}
+pub use infraqual_probes::probe::Better;
 
 /// `noise` is a fraction (0.05 for 5 %).
 pub fn judge(change: &Change, noise: f64, better: Better) -> ChangeVerdict {

@@ -17,7 +17,7 @@ impl Exporter for CsvExporter {
         let mut by_probe: BTreeMap<&str, Vec<(&NodeRecord, &ProbeResult)>> = BTreeMap::new();
         for (node, result) in run.results() {
             by_probe
-                .entry(&result.probe)
+                .entry(result.probe.as_str())
                 .or_default()
                 .push((node, result));
         }
@@ -133,7 +133,7 @@ fn verdicts_csv(run: &RunRecord) -> Result<Vec<u8>, ReportError> {
         for v in &result.verdicts {
             w.write_record([
                 node.name.as_str(),
-                &result.probe,
+                result.probe.as_str(),
                 &v.check,
                 v.status.as_str(),
                 &num(v.observed),

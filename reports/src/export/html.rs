@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use infraqual_probes::{ProbeResult, Status};
+use infraqual_probes::probe::ReportPart;
+use infraqual_probes::{ProbeName, ProbeResult, Status};
 use serde_json::Value;
 
 use super::{Artifact, Exporter};
@@ -178,25 +179,37 @@ impl HtmlExporter<'_> {
     }
 
     fn probe_sections(&self, run: &RunRecord, h: &mut String) {
-        let mut probes: Vec<&str> = Vec::new();
+        let mut probes: Vec<ProbeName> = Vec::new();
         for node in &run.nodes {
             for r in &node.results {
-                if !probes.contains(&r.probe.as_str()) {
-                    probes.push(&r.probe);
+                if !probes.contains(&r.probe) {
+                    probes.push(r.probe);
                 }
             }
         }
         for probe in probes {
-            let _ = write!(h, "<h2 id=\"probe-{0}\">Probe {0}</h2>", escape(probe));
+            let _ = write!(
+                h,
+                "<h2 id=\"probe-{0}\">Probe {0}</h2>",
+                escape(probe.as_str())
+            );
             for node in &run.nodes {
                 for r in node.results.iter().filter(|r| r.probe == probe) {
                     result_section(node, r, h);
                 }
             }
-            if probe == "rtt" {
+            if probe
+                .descriptor()
+                .report_parts
+                .contains(&ReportPart::RttTables)
+            {
                 super::rtt_tables::write(run, h);
             }
-            for rc in self.charts.iter().filter(|c| c.chart.probe == probe) {
+            for rc in self
+                .charts
+                .iter()
+                .filter(|c| c.chart.probe == probe.as_str())
+            {
                 let _ = write!(
                     h,
                     "<figure id=\"chart-{}\">{}<figcaption>{} (also plots/{}.svg and .png)</figcaption></figure>",
@@ -221,7 +234,7 @@ fn result_section(node: &NodeRecord, r: &ProbeResult, h: &mut String) {
     let _ = write!(
         h,
         "<h3>{} on {}</h3><p class=\"meta\">started {}, {} ms{}</p>",
-        escape(&r.probe),
+        escape(r.probe.as_str()),
         escape(&node.name),
         escape(&r.started_at),
         r.duration_ms,

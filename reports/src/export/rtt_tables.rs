@@ -20,7 +20,10 @@ pub fn write(run: &RunRecord, h: &mut String) {
 
 fn loss_table(run: &RunRecord, h: &mut String) {
     let mut rows = Vec::new();
-    for (_, r) in run.results().filter(|(_, r)| r.probe == "rtt") {
+    for (_, r) in run
+        .results()
+        .filter(|(_, r)| r.probe == infraqual_probes::rtt::NAME)
+    {
         if let Some(Value::Object(paths)) = r.facts.get("loss") {
             for (path, v) in paths {
                 rows.push((path.clone(), v.clone()));
@@ -61,7 +64,10 @@ fn region_table(run: &RunRecord, h: &mut String) {
         .filter_map(|n| Some((n.name.as_str(), n.labels.get("region")?.as_str())))
         .collect();
     let mut sums: BTreeMap<(String, String, String), (f64, u32)> = BTreeMap::new();
-    for (_, r) in run.results().filter(|(_, r)| r.probe == "rtt") {
+    for (_, r) in run
+        .results()
+        .filter(|(_, r)| r.probe == infraqual_probes::rtt::NAME)
+    {
         for (key, m) in &r.metrics {
             let Some((pair, rest)) = key.split_once('/') else {
                 continue;
