@@ -212,7 +212,7 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
     let mut probes = serde_json::Map::new();
     for (probe, step) in steps {
         if let Step::Run(params) = step {
-            probes.insert(probe.to_string(), params.clone());
+            probes.insert(probe.to_string(), without_nulls(params));
         }
     }
     json!({
@@ -222,6 +222,20 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
         "quick": args.quick,
         "probes": probes,
     })
+}
+
+/// TOML has no null: an absent optional parameter is left out of the plan,
+/// which reads back as the same default.
+fn without_nulls(params: &Value) -> Value {
+    match params {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 pub fn print_summary(record: &infraqual_reports::bundle::RunRecord) {

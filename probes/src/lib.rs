@@ -1,25 +1,32 @@
 //! infraqual's probes and result model. Probes measure; they know nothing of
 //! HTTP, plans or plots. Each probe module declares itself by implementing
 //! [`Probe`] (name, parameters with their defaults, limits, what reports may
-//! judge and draw) and is listed once in `registry.rs`.
+//! judge and draw) and is listed once below.
 
 pub mod context;
 pub mod error;
-pub mod fsync;
 pub mod histogram;
-pub mod inventory;
-pub mod mtu;
 pub mod privilege;
 pub mod probe;
 pub mod profile;
+#[macro_use]
 pub mod registry;
 pub mod result;
-pub mod rtt;
-pub mod services;
-pub mod steal;
 pub mod system;
 mod tcp_connect;
 pub mod units;
+
+// Every probe, in the order `qualify` and `run` execute them: its module
+// and its `Probe` type. A probe gets a line here only once it works end to
+// end; the names the CLI, plans, agents and run.json accept come from here.
+probe_registry! {
+    inventory::Inventory,
+    steal::Steal,
+    fsync::Fsync,
+    rtt::Rtt,
+    mtu::Mtu,
+    services::Services,
+}
 
 pub use context::{CancelToken, ProbeContext};
 pub use error::{ProbeError, ResultError};

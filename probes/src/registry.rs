@@ -1,22 +1,24 @@
-//! The probes this build can run, in the order `qualify` and `run` execute
-//! them. A probe gets a line here only once it works end to end: the names
-//! the CLI, plans, agents and run.json accept come from this list.
+//! The probes this build can run: the list in `lib.rs` (one
+//! `probe_registry!` line per probe) and the look-ups on it.
 
 use serde_json::Value;
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
-use crate::probe::{describe, ProbeDescriptor, ProbeName};
+use crate::probe::{ProbeDescriptor, ProbeName};
 use crate::result::ProbeResult;
+use crate::PROBES;
 
-static PROBES: &[ProbeDescriptor] = &[
-    describe::<crate::inventory::Inventory>(),
-    describe::<crate::steal::Steal>(),
-    describe::<crate::fsync::Fsync>(),
-    describe::<crate::rtt::Rtt>(),
-    describe::<crate::mtu::Mtu>(),
-    describe::<crate::services::Services>(),
-];
+/// Declares each probe's module and lists its descriptor, so that one line
+/// adds a probe.
+macro_rules! probe_registry {
+    ($($module:ident :: $probe:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        static PROBES: &[$crate::probe::ProbeDescriptor] =
+            &[$($crate::probe::describe::<$module::$probe>()),+];
+    };
+}
 
 /// Every probe's declaration, in execution order.
 pub fn all() -> &'static [ProbeDescriptor] {
