@@ -266,3 +266,27 @@ pub fn print_summary(record: &infraqual_reports::bundle::RunRecord) {
     };
     println!("verdict: {verdict}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_probe_qualify_runs_writes_into_plan_toml() {
+        let dir = std::path::Path::new("/var/lib/etcd-test");
+        for quick in [false, true] {
+            let opts = QualifyOptions { quick, dir };
+            for probe in registry::all().iter().filter(|d| !d.pairwise) {
+                let params = without_nulls(&probe.qualify_params(&opts));
+                let text =
+                    toml::to_string_pretty(&json!({ "probes": { probe.name.as_str(): params } }))
+                        .unwrap_or_else(|e| panic!("{}: {e}", probe.name));
+                let back: toml::Value = toml::from_str(&text).unwrap();
+                let back = serde_json::to_value(&back["probes"][probe.name.as_str()]).unwrap();
+                probe
+                    .validate(&back)
+                    .unwrap_or_else(|e| panic!("{} reads back: {e}", probe.name));
+            }
+        }
+    }
+}
