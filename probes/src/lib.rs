@@ -17,6 +17,7 @@ pub mod services;
 pub mod steal;
 pub mod system;
 mod tcp_connect;
+pub mod timestamp;
 pub mod units;
 
 pub use context::{CancelToken, ProbeContext};
