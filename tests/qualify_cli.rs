@@ -12,7 +12,17 @@ fn qualify_inventory_writes_a_complete_bundle() {
     let out_arg = out.path().to_str().unwrap();
     let r = run(&["qualify", "--probes", "inventory", "--out", out_arg]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    assert!(r.stdout.contains("inventory.nf_conntrack_max") || r.stdout.contains("check"));
+    // The inventory's one check gets a row: judged where conntrack is
+    // loaded, skipped (and still listed) where it is not.
+    let row: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|row| row.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.get(1) == Some(&"inventory.nf_conntrack_max"))
+        .unwrap_or_else(|| panic!("no row for inventory.nf_conntrack_max:\n{}", r.stdout));
+    assert_eq!(row[0], "local", "{row:?}");
+    let has_conntrack = std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists();
+    assert_eq!(row.contains(&"SKIP"), !has_conntrack, "{row:?}");
     assert!(r.stdout.contains("verdict: PASS"), "{}", r.stdout);
 
     let bundle = only_bundle(out.path());

@@ -233,11 +233,14 @@ impl Jobs {
     }
 
     /// Cancels running jobs whose lease expired and forgets old finished ones.
+    /// A cancelled probe keeps running while it cleans up; it is cancelled
+    /// (and logged) once, not again on every reap until it exits.
     pub fn reap(&self) {
         let now = Instant::now();
         let mut table = self.lock();
         for (id, job) in table.jobs.iter_mut() {
-            if job.state == JobState::Running && now.duration_since(job.last_seen) > job.lease {
+            let expired = now.duration_since(job.last_seen) > job.lease;
+            if job.state == JobState::Running && expired && !job.cancel.is_cancelled() {
                 tracing::warn!(job = %id, "lease expired: cancelling");
                 job.error = Some(format!(
                     "cancelled: no poll for {} s (lease expired)",
@@ -287,5 +290,69 @@ impl Jobs {
         while self.running() > 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// Log lines written while a test runs, for asserting what was logged.
+    #[derive(Clone, Default)]
+    struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for CapturedLog {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A job whose probe is still running (no thread: only the table entry)
+    /// and whose coordinator stopped polling long ago.
+    fn abandoned_job(jobs: &Jobs) {
+        let long_ago = Instant::now() - Duration::from_secs(60);
+        jobs.lock().jobs.insert(
+            "fsync-1".to_string(),
+            Job {
+                probe: ProbeName::Fsync,
+                state: JobState::Running,
+                started: long_ago,
+                last_seen: long_ago,
+                lease: MIN_LEASE,
+                finished: None,
+                cancel: CancelToken::new(),
+                result: None,
+                error: None,
+            },
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_cancels_and_logs_once_while_the_probe_winds_down() {
+        let jobs = Jobs::new("n1".into(), Profile::default(), Vec::new(), None);
+        abandoned_job(&jobs);
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                jobs.reap();
+            }
+        });
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("lease expired").count(), 1, "{text}");
+        let status = jobs.poll("fsync-1").unwrap();
+        assert_eq!(status.state, JobState::Running, "the probe has not exited");
+        assert!(status.error.unwrap().contains("lease expired"));
     }
 }

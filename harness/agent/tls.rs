@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -13,7 +14,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .with_context(|| format!("{}: not a PEM certificate file", path.display()))?;
     if certs.is_empty() {
@@ -24,9 +25,10 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .with_context(|| format!("{}: not a PEM key file", path.display()))?
-        .with_context(|| format!("{}: no private key in the file", path.display()))
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => anyhow!("{}: no private key in the file", path.display()),
+        other => anyhow!(other).context(format!("{}: not a PEM key file", path.display())),
+    })
 }
 
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
@@ -59,4 +61,46 @@ pub fn client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn pem_certificates_and_keys_load_and_bad_files_name_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["agent.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_path = write(dir.path(), "cert.pem", &cert.pem());
+        let key_path = write(dir.path(), "key.pem", &key.serialize_pem());
+        assert!(server_config(&cert_path, &key_path).is_ok());
+        assert!(client_config(&cert_path).is_ok());
+
+        let e = format!("{:#}", read_key(&cert_path).unwrap_err());
+        assert!(e.contains("cert.pem: no private key in the file"), "{e}");
+        let e = format!("{:#}", read_certs(&key_path).unwrap_err());
+        assert!(e.contains("key.pem: no certificate in the file"), "{e}");
+        let torn = write(
+            dir.path(),
+            "torn.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n",
+        );
+        let e = format!("{:#}", read_certs(&torn).unwrap_err());
+        assert!(e.contains("torn.pem: not a PEM certificate file"), "{e}");
+        let e = format!(
+            "{:#}",
+            read_certs(&dir.path().join("absent.pem")).unwrap_err()
+        );
+        assert!(e.contains("absent.pem"), "{e}");
+    }
 }

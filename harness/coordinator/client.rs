@@ -1,20 +1,30 @@
 //! A coordinator's connection to one agent: HTTP/1.1 over TCP or TLS with
-//! the bearer token, one kept-alive connection, bounded times.
+//! the bearer token and bounded times. hyper_util's client keeps the
+//! connection alive and retries a request the agent never saw (one sent on
+//! a kept-alive connection the agent had just closed); dialing, with TLS
+//! that trusts only the plan's CA, is ours.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use super::plan::AgentPlan;
 use crate::api::ApiError;
@@ -23,7 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Results carry histograms; a whole services sweep stays far below this.
 const MAX_RESPONSE: usize = 64 << 20;
-/// A connection idle longer than this may have been closed by the agent.
+/// Well inside the agent's 10 s header read timeout, so a kept-alive
+/// connection is dropped here before the agent closes it under a request.
 const IDLE_REUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -73,25 +84,133 @@ impl ClientError {
     }
 }
 
-struct Connection {
-    sender: SendRequest<Full<Bytes>>,
-    last_used: Instant,
+/// Dials one agent: TCP, then TLS when its url is https.
+#[derive(Clone)]
+struct AgentConnector {
+    host: String,
+    port: u16,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl AgentConnector {
+    async fn dial(self) -> io::Result<AgentStream> {
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))??;
+        let _ = tcp.set_nodelay(true);
+        let Some((connector, name)) = self.tls else {
+            return Ok(AgentStream::Plain(TokioIo::new(tcp)));
+        };
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+            .map_err(|e| io::Error::new(e.kind(), format!("TLS: {e}")))?;
+        Ok(AgentStream::Tls(Box::new(TokioIo::new(tls))))
+    }
+}
+
+impl tower_service::Service<Uri> for AgentConnector {
+    type Response = AgentStream;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<AgentStream>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The uri is always the agent's own: one client per agent.
+    fn call(&mut self, _: Uri) -> Self::Future {
+        Box::pin(self.clone().dial())
+    }
+}
+
+enum AgentStream {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl Connection for AgentStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl Read for AgentStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AgentStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            AgentStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl Write for AgentStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AgentStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            AgentStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AgentStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            AgentStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AgentStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            AgentStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The causes under the client's own error, which names only the stage
+/// (`client error (Connect)`).
+fn causes(e: &hyper_util::client::legacy::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        parts.push(cause.to_string());
+        next = cause.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 pub struct AgentClient {
     pub name: String,
     url: String,
-    host: String,
-    port: u16,
-    authority: String,
+    /// `scheme://authority` of the agent; request paths are appended.
+    base: String,
     bearer: Option<String>,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    conn: Mutex<Option<Connection>>,
+    http: Client<AgentConnector, Full<Bytes>>,
 }
 
 impl AgentClient {
     pub fn new(agent: &AgentPlan) -> anyhow::Result<Self> {
         use anyhow::Context;
+        let authority = agent
+            .url
+            .authority()
+            .context("agent url has no host")?
+            .as_str();
         let host = agent
             .url
             .host()
@@ -99,7 +218,8 @@ impl AgentClient {
             .trim_matches(['[', ']'])
             .to_string();
         let port = agent.url.port_u16().context("agent url has no port")?;
-        let tls = if agent.url.scheme_str() == Some("https") {
+        let scheme = agent.url.scheme_str().unwrap_or("http");
+        let tls = if scheme == "https" {
             let config = match &agent.ca_file {
                 Some(ca) => crate::agent::tls_client_config(ca)
                     .with_context(|| format!("agent {}", agent.name))?,
@@ -111,28 +231,22 @@ impl AgentClient {
             let name = ServerName::try_from(host.clone()).with_context(|| {
                 format!("agent {}: `{host}` is not a valid TLS name", agent.name)
             })?;
-            Some((tokio_rustls::TlsConnector::from(Arc::clone(&config)), name))
+            Some((TlsConnector::from(Arc::clone(&config)), name))
         } else {
             None
         };
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_REUSE)
+            .pool_max_idle_per_host(1)
+            .pool_timer(TokioTimer::new())
+            .build(AgentConnector { host, port, tls });
         Ok(AgentClient {
             name: agent.name.clone(),
             url: agent.url.to_string(),
-            authority: format!("{}:{port}", agent.url.host().unwrap_or(&host)),
-            host,
-            port,
+            base: format!("{scheme}://{authority}"),
             bearer: agent.token.as_ref().map(|t| format!("Bearer {t}")),
-            tls,
-            conn: Mutex::new(None),
+            http,
         })
-    }
-
-    fn err_connect(&self, message: impl ToString) -> ClientError {
-        ClientError::Connect {
-            agent: self.name.clone(),
-            url: self.url.clone(),
-            message: message.to_string(),
-        }
     }
 
     fn err_transport(&self, message: impl ToString) -> ClientError {
@@ -143,123 +257,53 @@ impl AgentClient {
         }
     }
 
-    async fn connect(&self) -> Result<Connection, ClientError> {
-        let stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| self.err_connect("timed out"))?
-        .map_err(|e| self.err_connect(e))?;
-        let _ = stream.set_nodelay(true);
-        let sender = match &self.tls {
-            Some((connector, name)) => {
-                let tls =
-                    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), stream))
-                        .await
-                        .map_err(|_| self.err_connect("TLS handshake timed out"))?
-                        .map_err(|e| self.err_connect(format!("TLS: {e}")))?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .map_err(|e| self.err_connect(e))?;
-                tokio::spawn(conn);
-                sender
-            }
-            None => {
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| self.err_connect(e))?;
-                tokio::spawn(conn);
-                sender
-            }
-        };
-        Ok(Connection {
-            sender,
-            last_used: Instant::now(),
-        })
+    fn err_timeout(&self) -> ClientError {
+        ClientError::Timeout {
+            agent: self.name.clone(),
+            url: self.url.clone(),
+            seconds: REQUEST_TIMEOUT.as_secs(),
+        }
     }
 
-    /// One request. Idempotent methods are retried once on a fresh
-    /// connection when the kept-alive one turns out to be dead.
     async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let idempotent = method != Method::POST;
-        let mut guard = self.conn.lock().await;
-        for attempt in 0..2 {
-            let stale = guard
-                .as_ref()
-                .is_none_or(|c| c.sender.is_closed() || c.last_used.elapsed() > IDLE_REUSE);
-            if stale {
-                *guard = Some(self.connect().await?);
-            }
-            let Some(conn) = guard.as_mut() else {
-                return Err(self.err_transport("no connection"));
-            };
-            if conn.sender.ready().await.is_err() {
-                *guard = None;
-                continue;
-            }
-            let mut builder = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header(HOST, &self.authority)
-                .header(CONTENT_TYPE, "application/json");
-            if let Some(bearer) = &self.bearer {
-                builder = builder.header(AUTHORIZATION, bearer);
-            }
-            let req = builder
-                .body(Full::new(Bytes::from(body.clone().unwrap_or_default())))
-                .map_err(|e| self.err_transport(e))?;
-            let sent = tokio::time::timeout(REQUEST_TIMEOUT, conn.sender.send_request(req)).await;
-            let resp = match sent {
-                Err(_) => {
-                    *guard = None;
-                    return Err(ClientError::Timeout {
-                        agent: self.name.clone(),
-                        url: self.url.clone(),
-                        seconds: REQUEST_TIMEOUT.as_secs(),
-                    });
-                }
-                Ok(Err(e)) => {
-                    *guard = None;
-                    if idempotent && attempt == 0 {
-                        continue;
-                    }
-                    return Err(self.err_transport(e));
-                }
-                Ok(Ok(resp)) => resp,
-            };
-            let status = resp.status();
-            let collected = tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                Limited::new(resp.into_body(), MAX_RESPONSE).collect(),
-            )
-            .await;
-            let bytes = match collected {
-                Ok(Ok(c)) => c.to_bytes(),
-                Ok(Err(e)) => {
-                    *guard = None;
-                    return Err(self.err_transport(format!("reading the answer: {e}")));
-                }
-                Err(_) => {
-                    *guard = None;
-                    return Err(ClientError::Timeout {
-                        agent: self.name.clone(),
-                        url: self.url.clone(),
-                        seconds: REQUEST_TIMEOUT.as_secs(),
-                    });
-                }
-            };
-            if let Some(c) = guard.as_mut() {
-                c.last_used = Instant::now();
-            }
-            return Ok((status, bytes));
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(bearer) = &self.bearer {
+            builder = builder.header(AUTHORIZATION, bearer);
         }
-        Err(self.err_transport("connection closed twice"))
+        let req = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| self.err_transport(e))?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| self.err_timeout())?
+            .map_err(|e| {
+                if e.is_connect() {
+                    ClientError::Connect {
+                        agent: self.name.clone(),
+                        url: self.url.clone(),
+                        message: causes(&e),
+                    }
+                } else {
+                    self.err_transport(causes(&e))
+                }
+            })?;
+        let status = resp.status();
+        let collected = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            Limited::new(resp.into_body(), MAX_RESPONSE).collect(),
+        )
+        .await
+        .map_err(|_| self.err_timeout())?
+        .map_err(|e| self.err_transport(format!("reading the answer: {e}")))?;
+        Ok((status, collected.to_bytes()))
     }
 
     fn decode<T: DeserializeOwned>(
@@ -303,5 +347,142 @@ impl AgentClient {
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
         let (status, bytes) = self.request(Method::DELETE, path, None).await?;
         self.decode::<serde_json::Value>(status, &bytes).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback HTTP/1.1 server answering every request `{"ok":true}`,
+    /// counting connections and keeping the Authorization headers it saw.
+    struct FakeAgent {
+        url: String,
+        connections: Arc<AtomicUsize>,
+        authorizations: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeAgent {
+        /// `close_after_each`: drop the connection after every answer without
+        /// saying so, as an agent that restarts or times out idle ones does.
+        async fn start(close_after_each: bool) -> FakeAgent {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let connections = Arc::new(AtomicUsize::new(0));
+            let authorizations = Arc::new(Mutex::new(Vec::new()));
+            let (count, seen) = (Arc::clone(&connections), Arc::clone(&authorizations));
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let seen = Arc::clone(&seen);
+                    tokio::spawn(async move {
+                        let mut stream = BufReader::new(stream);
+                        loop {
+                            let mut line = String::new();
+                            loop {
+                                line.clear();
+                                if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if line == "\r\n" {
+                                    break;
+                                }
+                                if let Some((name, value)) = line.split_once(':') {
+                                    if name.eq_ignore_ascii_case("authorization") {
+                                        seen.lock().unwrap().push(value.trim().to_string());
+                                    }
+                                }
+                            }
+                            let body = r#"{"ok":true}"#;
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                 content-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if stream.get_mut().write_all(answer.as_bytes()).await.is_err()
+                                || close_after_each
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            FakeAgent {
+                url,
+                connections,
+                authorizations,
+            }
+        }
+
+        fn client(&self) -> AgentClient {
+            client_for(&self.url, Some("s3cret"))
+        }
+    }
+
+    fn client_for(url: &str, token: Option<&str>) -> AgentClient {
+        AgentClient::new(&AgentPlan {
+            name: "fake".into(),
+            url: url.parse().unwrap(),
+            token: token.map(str::to_string),
+            ca_file: None,
+            labels: Default::default(),
+            addresses: Default::default(),
+        })
+        .unwrap()
+    }
+
+    async fn get_health(client: &AgentClient) {
+        let answer: serde_json::Value = client.get("/v1/health").await.unwrap();
+        assert_eq!(answer["ok"], true);
+    }
+
+    #[tokio::test]
+    async fn one_kept_alive_connection_carries_every_request_with_the_token() {
+        let agent = FakeAgent::start(false).await;
+        let client = agent.client();
+        for _ in 0..3 {
+            get_health(&client).await;
+        }
+        client.delete("/v1/jobs/x").await.unwrap();
+        assert_eq!(agent.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *agent.authorizations.lock().unwrap(),
+            vec!["Bearer s3cret"; 4]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_agent_closed_is_replaced_not_reported() {
+        let agent = FakeAgent::start(true).await;
+        let client = agent.client();
+        for _ in 0..3 {
+            get_health(&client).await;
+            // Lets the client see the close before it picks a connection.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(agent.connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_agent_nobody_listens_for_is_a_connect_error() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let client = client_for(&format!("http://127.0.0.1:{port}"), None);
+        let e = client
+            .get::<serde_json::Value>("/v1/health")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Connect { .. }), "{e:?}");
+        assert!(e.is_unreachable());
+        assert!(e.to_string().contains("refused"), "{e}");
     }
 }

@@ -65,7 +65,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut st = LabState {
         id: id.clone(),
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        created_at: infraqual_probes::timestamp::now_rfc3339(),
         namespaces: layout.namespaces(),
         fault: spec.fault.map(|f| f.as_str().to_string()),
         regions: layout

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod result;
 pub mod system;
 mod tcp_connect;
+pub mod timestamp;
 pub mod units;
 
 // Every probe, in the order `qualify` and `run` execute them: its module

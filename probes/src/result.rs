@@ -3,7 +3,7 @@
 //! with a new schema version.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -46,7 +46,7 @@ impl ProbeResult {
             schema_version: SCHEMA_VERSION,
             probe,
             node: node.to_string(),
-            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            started_at: crate::timestamp::now_rfc3339(),
             duration_ms: 0,
             params: Map::new(),
             facts: Map::new(),

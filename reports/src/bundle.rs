@@ -3,10 +3,11 @@
 //! what finished.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use infraqual_probes::{ProbeResult, Profile, Status, SCHEMA_VERSION};
+use infraqual_probes::{timestamp, ProbeResult, Profile, Status, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -125,13 +126,11 @@ impl BundleWriter {
         profile: Profile,
     ) -> Result<Self, ReportError> {
         std::fs::create_dir_all(out).map_err(|e| ReportError::io(out, e))?;
-        let run_id = new_run_id();
-        let dir = out.join(&run_id);
-        std::fs::create_dir(&dir).map_err(|e| ReportError::io(&dir, e))?;
+        let (run_id, dir) = create_run_dir(out, new_run_id)?;
         let record = RunRecord {
             schema_version: SCHEMA_VERSION,
             run_id,
-            started_at: now_rfc3339(),
+            started_at: timestamp::now_rfc3339(),
             finished_at: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             plan,
@@ -221,7 +220,7 @@ impl BundleWriter {
 
     /// Stamps the end, computes the verdict, writes run.json a last time.
     pub fn finish(&mut self) -> Result<RunRecord, ReportError> {
-        self.record.finished_at = Some(now_rfc3339());
+        self.record.finished_at = Some(timestamp::now_rfc3339());
         self.record.verdict = self.record.compute_verdict();
         self.save()?;
         Ok(self.record.clone())
@@ -237,49 +236,53 @@ impl BundleWriter {
     }
 }
 
-fn now_rfc3339() -> String {
-    humantime_rfc3339(SystemTime::now())
+/// Attempts at a free run id. Ids start with the microsecond, so a retry
+/// is needed only when another run started in the same one and drew the same
+/// salt; a directory someone made by hand with a run's name also ends here.
+const RUN_ID_ATTEMPTS: u32 = 8;
+
+/// Makes `<out>/<run_id>/` exclusively: an existing directory is never
+/// reused for a second run, the next id is tried instead.
+fn create_run_dir(
+    out: &Path,
+    mut next_id: impl FnMut(u32) -> String,
+) -> Result<(String, PathBuf), ReportError> {
+    let mut attempt = 0;
+    loop {
+        let run_id = next_id(attempt);
+        let dir = out.join(&run_id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((run_id, dir)),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && attempt + 1 < RUN_ID_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(ReportError::io(&dir, e)),
+        }
+    }
 }
 
-fn humantime_rfc3339(t: SystemTime) -> String {
-    // Same format as ProbeResult::started_at: RFC 3339, UTC, seconds.
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+/// `20261122T100000.123456Z-3f2a`: the UTC start to the microsecond, fixed
+/// width so ids sort by start time, then a random salt for runs sharing it.
+fn new_run_id(attempt: u32) -> String {
+    let salt = RandomState::new().hash_one(attempt) as u16;
+    run_id_at(SystemTime::now(), salt)
+}
+
+fn run_id_at(at: SystemTime, salt: u16) -> String {
+    let t = timestamp::utc(at);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:06}Z-{salt:04x}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `20261122T100000Z-3f2a`: sortable by time, unique across concurrent runs.
-fn new_run_id() -> String {
-    let stamp = humantime_rfc3339(SystemTime::now()).replace(['-', ':'], "");
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!("{stamp}-{salt:04x}")
 }
 
 #[cfg(test)]
@@ -287,13 +290,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_are_civil() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
+    fn run_ids_are_fixed_width_utc_microseconds() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_795_341_600, 1_234_999);
+        assert_eq!(run_id_at(at, 0x3f2a), "20261122T100000.001234Z-3f2a");
         assert_eq!(
-            humantime_rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00Z"
+            run_id_at(SystemTime::UNIX_EPOCH, 7),
+            "19700101T000000.000000Z-0007"
         );
+    }
+
+    #[test]
+    fn run_ids_sort_by_start_time() {
+        // Runs started within one second once sorted by their random salt.
+        let out = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..20)
+            .map(|_| {
+                let w =
+                    BundleWriter::create(out.path(), "", Value::Null, Profile::default()).unwrap();
+                w.record().run_id.clone()
+            })
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let listed = std::fs::read_dir(out.path()).unwrap().count();
+        assert_eq!(listed, ids.len(), "one directory per run");
+    }
+
+    #[test]
+    fn a_taken_run_id_gets_the_next_one_never_the_same_directory() {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(out.path().join("taken")).unwrap();
+        let mut tried = Vec::new();
+        let (id, dir) = create_run_dir(out.path(), |attempt| {
+            tried.push(attempt);
+            if attempt == 0 { "taken" } else { "free" }.to_string()
+        })
+        .unwrap();
+        assert_eq!((id.as_str(), tried), ("free", vec![0, 1]));
+        assert!(dir.is_dir());
+
+        let e = create_run_dir(out.path(), |_| "taken".to_string()).unwrap_err();
+        assert!(e.to_string().contains("taken"), "{e}");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn run_json_stamps_are_rfc3339_utc_seconds() {
+        let out = tempfile::tempdir().unwrap();
+        let mut w = BundleWriter::create(out.path(), "", Value::Null, Profile::default()).unwrap();
+        let done = w.finish().unwrap();
+        for stamp in [
+            done.started_at.as_str(),
+            done.finished_at.as_deref().unwrap(),
+        ] {
+            let shape: String = stamp
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '0' } else { c })
+                .collect();
+            assert_eq!(shape, "0000-00-00T00:00:00Z", "{stamp}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::result::Status;
@@ -170,21 +170,18 @@ fn bad_parameters_are_rejected_before_anything_is_written() {
 #[test]
 fn cancellation_stops_the_loop_and_removes_the_files() {
     let dir = disk_dir();
-    let ctx = ProbeContext::local();
-    let cancel = ctx.cancel.clone();
-    let canceller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        cancel.cancel();
-    });
+    let mut ctx = ProbeContext::local();
+    ctx.cancel = ctx
+        .cancel
+        .with_deadline(Instant::now() + Duration::from_millis(200));
     // Paced at 100/s, 10,000 syncs would take 100 s: only a cancel ends it soon.
     let p = Params {
         size: ByteSize(10_000 * 2300),
         rate: Some(100.0),
         ..Params::for_dir(dir.path())
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let e = run(&p, &ctx).unwrap_err();
-    canceller.join().unwrap();
     assert!(matches!(e, ProbeError::Cancelled { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(entries(dir.path()).is_empty(), "files left after cancel");

@@ -72,17 +72,12 @@ fn bad_parameters_are_invalid_param_errors() {
 #[test]
 fn cancel_stops_the_busy_threads_promptly() {
     let _hogs = hog_lock();
-    let ctx = ProbeContext::local();
-    let cancel = ctx.cancel.clone();
-    let canceller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        cancel.cancel();
-        Instant::now()
-    });
+    let mut ctx = ProbeContext::local();
+    let cancelled_at = Instant::now() + Duration::from_millis(300);
+    ctx.cancel = ctx.cancel.with_deadline(cancelled_at);
     let cpu = allowed()[0].to_string();
     let e = run(&params("30s", &cpu), &ctx).unwrap_err();
     let returned = Instant::now();
-    let cancelled_at = canceller.join().unwrap();
     assert!(matches!(e, ProbeError::Cancelled { .. }), "{e}");
     let latency = returned.saturating_duration_since(cancelled_at);
     assert!(
@@ -254,15 +249,19 @@ impl Drop for TestCgroup {
     }
 }
 
-/// Not a test on its own: the body the quota test runs in a child process
-/// placed in its cgroup (a no-op unless that test started this process).
+/// Not a test: the body `run_in_cgroup` runs in a child process placed in
+/// its cgroup, started with `--ignored --exact`.
 #[test]
+#[ignore = "child process entry point, started by run_in_cgroup"]
 fn quota_child_entry() {
     let (Ok(procs), Ok(cpu)) = (
         std::env::var(QUOTA_CHILD_ENV),
         std::env::var(QUOTA_CHILD_CPU_ENV),
     ) else {
-        return;
+        panic!(
+            "{QUOTA_CHILD_ENV} and {QUOTA_CHILD_CPU_ENV} unset: this entry point runs \
+             only as cpu_quota_of_30_percent_reads_back_as_70_percent_lost's child"
+        );
     };
     std::fs::write(&procs, std::process::id().to_string()).unwrap();
     let r = run(&params("6s", &cpu), &ProbeContext::local()).unwrap();
@@ -278,6 +277,7 @@ fn run_in_cgroup(quota_us: u64, period_us: u64, cpu: usize) -> ProbeResult {
     // this test binary while it runs, and the old inode stays executable.
     let mut child = Command::new("/proc/self/exe")
         .args([
+            "--ignored",
             "--exact",
             "steal::tests::quota_child_entry",
             "--nocapture",
@@ -322,35 +322,28 @@ fn cpu_quota_of_30_percent_reads_back_as_70_percent_lost() {
     crate::require_caps!(SysAdmin);
     let _hogs = hog_lock();
     let cpu = allowed()[0];
-    // A second, independent run is taken only when the first lands outside
-    // the band: on this shared 2-core CI VM, one run in about a dozen under
-    // full parallel load was pushed out (once to 77 %, more tasks than the
-    // quota's share; once to 33 %). Both runs are printed.
-    let mut r = run_in_cgroup(30_000, 100_000, cpu);
-    for attempt in 1..=2 {
-        let (lost, throttled) = (fact(&r, "lost_pct"), fact(&r, "throttled_pct"));
-        let (guest, steal) = (fact(&r, "guest_wait_pct"), fact(&r, "steal_pct"));
-        eprintln!(
-            "quota 30 % on cpu{cpu} (run {attempt}): lost {lost:.1} %, throttled \
-             {throttled:.1} %, guest wait {guest:.1} %, steal {steal:.1} %, interrupts {:.1} %",
-            fact(&r, "irq_pct")
-        );
-        if (67.0..=75.0).contains(&lost) || attempt == 2 {
-            break;
-        }
-        eprintln!("facts: {}", Value::Object(r.facts.clone()));
-        r = run_in_cgroup(30_000, 100_000, cpu);
-    }
+    let r = run_in_cgroup(30_000, 100_000, cpu);
     let (lost, throttled) = (fact(&r, "lost_pct"), fact(&r, "throttled_pct"));
-    let guest = fact(&r, "guest_wait_pct");
-    // The quota keeps its 30 ms per period even when one other task competes
-    // (fair share 50 %), so load rarely moves this: ±3 points.
-    assert!(
-        (67.0..=75.0).contains(&lost),
-        "lost {lost} % (expected 70 ± 3)"
+    let (guest, steal) = (fact(&r, "guest_wait_pct"), fact(&r, "steal_pct"));
+    eprintln!(
+        "quota 30 % on cpu{cpu}: lost {lost:.1} %, throttled {throttled:.1} %, guest wait \
+         {guest:.1} %, steal {steal:.1} %, interrupts {:.1} %",
+        fact(&r, "irq_pct")
     );
-    // Run-queue wait is throttling plus competition: with other tasks on the
-    // CPU the quota takes longer to use up, so less of the wait is throttled.
+    eprintln!("facts: {}", Value::Object(r.facts.clone()));
+    // The quota caps the probe at 30 ms per 100 ms whatever the load, so at
+    // least 70 % is lost (3 points for the hiccup threshold's resolution).
+    // One or two other busy tasks on the CPU leave the probe a fair share of
+    // 50 or 33 %, still above the quota: lost stays at 70. A third drops its
+    // share to 25 % and lost to 75, a fourth to 80: this shared 2-core test
+    // machine (parallel tests, other builds) once read 77 %. Above 80 % the
+    // reading says more about the machine than about the quota. Below 67 %
+    // the quota did not hold for the whole run: seen once (33 %) before this
+    // test printed its facts, a defect to chase, not noise to retry away.
+    assert!(
+        (67.0..=80.0).contains(&lost),
+        "lost {lost} % (expected 70, up to 80 under competition)"
+    );
     assert!(throttled >= 30.0, "throttled {throttled} %");
     assert!(
         (throttled + guest - lost).abs() < 5.0,
