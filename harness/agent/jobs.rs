@@ -321,7 +321,7 @@ mod tests {
         jobs.lock().jobs.insert(
             "fsync-1".to_string(),
             Job {
-                probe: ProbeName::Fsync,
+                probe: infraqual_probes::fsync::NAME,
                 state: JobState::Running,
                 started: long_ago,
                 last_seen: long_ago,
