@@ -10,6 +10,7 @@ pub mod compare;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod markup;
 pub mod render;
 
 pub use error::ReportError;

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::html::escape;
 use crate::bundle::RunRecord;
+use crate::markup::{escape, table_start};
 
 /// Serial round trips in the impact line (ten database calls per request).
 pub const SERIAL_ROUND_TRIPS: u32 = 10;
@@ -30,9 +30,18 @@ fn loss_table(run: &RunRecord, h: &mut String) {
     if rows.is_empty() {
         return;
     }
-    h.push_str(
-        "<h3>UDP loss per path</h3><table><tr><th>path</th><th>sent</th><th>received</th>\
-                <th>lost</th><th>loss</th><th>late (reordered)</th><th>duplicates</th></tr>",
+    h.push_str("<h3>UDP loss per path</h3>");
+    table_start(
+        h,
+        &[
+            "path",
+            "sent",
+            "received",
+            "lost",
+            "loss",
+            "late (reordered)",
+            "duplicates",
+        ],
     );
     for (path, v) in rows {
         let n = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
