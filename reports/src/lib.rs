@@ -11,6 +11,9 @@ pub mod error;
 pub mod export;
 pub mod format;
 pub mod markup;
+pub mod regions;
 pub mod render;
+#[cfg(test)]
+mod test_runs;
 
 pub use error::ReportError;
