@@ -10,6 +10,10 @@ pub mod compare;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod markup;
+pub mod regions;
 pub mod render;
+#[cfg(test)]
+mod test_runs;
 
 pub use error::ReportError;

@@ -8,6 +8,7 @@
 //! Facts: `loss["<src>-><dst>/<path>"]`, `overlay_overhead_us["<src>-><dst>"]`
 //! when both native and overlay were measured.
 
+pub mod key;
 pub mod responder;
 mod summary;
 mod tcp;
@@ -97,7 +98,7 @@ impl Target {
 
     /// `<src>-><dst>/<path>`
     pub fn key(&self, src: &str) -> String {
-        format!("{src}->{}/{}", self.node, self.path)
+        key::path_key(src, &self.node, &self.path)
     }
 }
 
@@ -264,24 +265,24 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     let mut loss = serde_json::Map::new();
     let mut unreachable = Vec::new();
     for target in &params.targets {
-        let key = target.key(&ctx.node);
         for &kind in &params.kinds {
+            let key = key::RttMetricKey::new(&ctx.node, target, kind);
             ctx.cancel.check(NAME)?;
             let measured = measure_on_thread(target, kind, params, ctx)?;
             // A cancelled probe fails as every probe does, rather than
             // returning the part it measured as if it were whole.
             ctx.cancel.check(NAME)?;
             if let Some(why) = &measured.stopped_early {
-                result.warn(format!("{key}/{}: {why}", kind.as_str()));
+                result.warn(format!("{key}: {why}"));
             }
             if kind == Kind::Udp {
-                loss.insert(key.clone(), summary::loss_fact(&measured));
+                loss.insert(key.path_key(), summary::loss_fact(&measured));
             }
             if measured.hist.is_empty() {
-                unreachable.push(format!("{key}/{}", kind.as_str()));
+                unreachable.push(key.to_string());
                 continue;
             }
-            result.metric(&format!("{key}/{}", kind.as_str()), &measured.hist, "ns")?;
+            result.metric(&key.to_string(), &measured.hist, "ns")?;
         }
     }
     if !loss.is_empty() {

@@ -1,9 +1,12 @@
 //! From measured histograms to facts and verdicts: loss per path, overlay
 //! overhead per pair, the worst pair judged by the profile.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Map, Value};
 
-use super::Measured;
+use super::key::{pair_key, RttMetricKey};
+use super::{Kind, Measured};
 use crate::context::ProbeContext;
 use crate::result::ProbeResult;
 
@@ -33,20 +36,25 @@ fn round3(v: f64) -> f64 {
 /// in µs and percent of native, from UDP (else tcp_rr) where both exist.
 pub(crate) fn overlay_overhead(result: &mut ProbeResult, src: &str) {
     let mut out = Map::new();
-    let prefix = format!("{src}->");
-    let dsts: std::collections::BTreeSet<String> = result
+    let dsts: BTreeSet<String> = result
         .metrics
         .keys()
-        .filter_map(|k| k.strip_prefix(&prefix))
-        .filter_map(|rest| rest.split('/').next())
-        .map(str::to_string)
+        .filter_map(|k| k.parse::<RttMetricKey>().ok())
+        .filter(|k| k.source == src)
+        .map(|k| k.target)
         .collect();
     for dst in dsts {
-        let pair = format!("{src}->{dst}");
-        for kind in ["udp", "tcp_rr"] {
-            let native = result.metrics.get(&format!("{pair}/native/{kind}"));
-            let overlay = result.metrics.get(&format!("{pair}/overlay/{kind}"));
-            let (Some(n), Some(o)) = (native, overlay) else {
+        for kind in [Kind::Udp, Kind::TcpRr] {
+            let summary_on = |path: &str| {
+                let key = RttMetricKey {
+                    source: src.to_string(),
+                    target: dst.clone(),
+                    path: path.to_string(),
+                    kind,
+                };
+                result.metrics.get(&key.to_string())
+            };
+            let (Some(n), Some(o)) = (summary_on("native"), summary_on("overlay")) else {
                 continue;
             };
             let us = |ns: u64| ns as f64 / 1000.0;
@@ -58,9 +66,9 @@ pub(crate) fn overlay_overhead(result: &mut ProbeResult, src: &str) {
                 }
             };
             out.insert(
-                pair.clone(),
+                pair_key(src, &dst),
                 json!({
-                    "kind": kind,
+                    "kind": kind.as_str(),
                     "p50_us": round3(us(o.p50) - us(n.p50)),
                     "p99_us": round3(us(o.p99) - us(n.p99)),
                     "p50_pct": round3(pct(o.p50, n.p50)),
@@ -83,7 +91,7 @@ pub(crate) fn verdicts(result: &mut ProbeResult, ctx: &ProbeContext) {
     let worst_p99 = result
         .metrics
         .iter()
-        .filter(|(k, _)| k.ends_with("/udp"))
+        .filter(|(k, _)| k.parse::<RttMetricKey>().is_ok_and(|k| k.kind == Kind::Udp))
         .max_by_key(|(_, m)| m.p99)
         .map(|(k, m)| (k.clone(), m.p99));
     if let Some((key, p99)) = worst_p99 {

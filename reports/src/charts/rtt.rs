@@ -4,17 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use infraqual_probes::rtt::key::RttMetricKey;
+use infraqual_probes::rtt::Kind;
 use infraqual_probes::ProbeResult;
 
 use super::{cdf, slug, Chart, ChartKind};
-
-/// `<src>-><dst>/<path>/<kind>` split into its parts.
-fn parts(key: &str) -> Option<(&str, &str, &str, &str)> {
-    let (pair, rest) = key.split_once('/')?;
-    let (src, dst) = pair.split_once("->")?;
-    let (path, kind) = rest.split_once('/')?;
-    Some((src, dst, path, kind))
-}
 
 pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
     let mut charts = Vec::new();
@@ -26,18 +20,21 @@ pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
     let mut paths = BTreeSet::new();
     for r in results {
         for (key, m) in &r.metrics {
-            let Some((src, dst, path, "udp")) = parts(key) else {
+            let Ok(RttMetricKey {
+                source: src,
+                target: dst,
+                path,
+                kind: Kind::Udp,
+            }) = key.parse()
+            else {
                 continue;
             };
-            nodes.insert(src.to_string());
-            nodes.insert(dst.to_string());
-            paths.insert(path.to_string());
-            cells.insert((path.into(), src.into(), dst.into()), (m.p50, m.p99));
+            nodes.insert(src.clone());
+            nodes.insert(dst.clone());
+            paths.insert(path.clone());
+            cells.insert((path.clone(), src.clone(), dst.clone()), (m.p50, m.p99));
             if let Ok(h) = m.histogram() {
-                pairs
-                    .entry((src.into(), dst.into()))
-                    .or_default()
-                    .push((path.to_string(), h));
+                pairs.entry((src, dst)).or_default().push((path, h));
             }
         }
     }

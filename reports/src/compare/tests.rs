@@ -2,54 +2,14 @@
 //! measurement (the end-to-end proof with real fsync runs is in
 //! tests/compare_cli.rs).
 
-use std::collections::BTreeMap;
-
-use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
+use infraqual_probes::rtt::Kind;
+use infraqual_probes::{LatencyHistogram, ProbeResult};
 use serde_json::{json, Value};
 
 use super::output::{self, latency_rows};
-use super::sampler::SplitMix64;
 use super::verdict::ChangeVerdict;
 use super::*;
-use crate::bundle::{NodeRecord, RunRecord, RunVerdict};
-
-/// `n` samples around `center` ns with a deterministic spread.
-fn hist(center: f64, n: u64, salt: u64) -> LatencyHistogram {
-    let mut rng = SplitMix64::new(salt);
-    let mut h = LatencyHistogram::new();
-    for _ in 0..n {
-        let z: f64 = (0..6).map(|_| rng.next_f64()).sum::<f64>() - 3.0;
-        h.record((center * (0.25 * z).exp()) as u64);
-    }
-    h
-}
-
-fn node(name: &str, labels: &[(&str, &str)], results: Vec<ProbeResult>) -> NodeRecord {
-    NodeRecord {
-        name: name.into(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        inventory: None,
-        results,
-        errors: Vec::new(),
-    }
-}
-
-fn run(id: &str, nodes: Vec<NodeRecord>) -> RunRecord {
-    RunRecord {
-        schema_version: 1,
-        run_id: id.into(),
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: Some("2026-01-01T00:01:00Z".into()),
-        tool_version: "test".into(),
-        plan: Value::Null,
-        profile: Profile::default(),
-        nodes,
-        verdict: RunVerdict::Pass,
-    }
-}
+use crate::test_runs::{hist, node, run};
 
 fn fsync(node: &str, center: f64, salt: u64, syncs_per_sec: f64) -> ProbeResult {
     let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, node);
@@ -226,7 +186,7 @@ fn regions_give_a_table_and_the_serial_round_trip_cost() {
     let r = c.regions.as_ref().unwrap();
     let pair =
         r.a.iter()
-            .find(|x| x.from == "frankfurt" && x.to == "oslo" && x.kind == "tcp_rr")
+            .find(|x| x.from == "frankfurt" && x.to == "oslo" && x.kind == Kind::TcpRr)
             .unwrap();
     assert!((pair.p50_ns as f64 / 25e6 - 1.0).abs() < 0.05, "{pair:?}");
     let line = r

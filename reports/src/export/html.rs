@@ -12,6 +12,7 @@ use crate::bundle::{NodeRecord, RunRecord, RunVerdict};
 use crate::charts::Chart;
 use crate::error::ReportError;
 use crate::format;
+use crate::markup::{self, badge, escape, table_start};
 
 pub struct RenderedChart {
     pub chart: Chart,
@@ -31,36 +32,6 @@ impl Exporter for HtmlExporter<'_> {
     }
 }
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222}\
-h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}\
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}\
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-.badge{display:inline-block;padding:.1rem .6rem;border-radius:.3rem;font-weight:bold;color:#fff}\
-.pass{background:#2e7d32}.warn{background:#ef6c00}.fail{background:#c62828}.skip{background:#757575}.incomplete{background:#6a1b9a}\
-.warning{background:#fff8e1;border-left:4px solid #ef6c00;padding:.3rem .6rem;margin:.3rem 0}\
-.error{background:#ffebee;border-left:4px solid #c62828;padding:.3rem .6rem;margin:.3rem 0}\
-figure{margin:1rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
-.meta{color:#555}";
-
-fn badge(class: &str, text: &str) -> String {
-    format!("<span class=\"badge {class}\">{}</span>", escape(text))
-}
-
 fn status_badge(s: Status) -> String {
     badge(s.as_str(), &s.as_str().to_uppercase())
 }
@@ -78,12 +49,10 @@ impl HtmlExporter<'_> {
             RunVerdict::Fail => badge("fail", "FAIL"),
             RunVerdict::Incomplete => badge("incomplete", "INCOMPLETE"),
         };
+        markup::document_start(&mut h, &format!("infraqual: {plan_name} {}", run.run_id));
         let _ = write!(
             h,
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-             <title>infraqual: {name} {id}</title><style>{STYLE}</style></head><body>\
-             <h1>infraqual report: {name} {verdict}</h1>\
+            "<h1>infraqual report: {name} {verdict}</h1>\
              <p class=\"meta\">run <code>{id}</code>, started {start}, finished {end}; \
              profile <code>{profile}</code>; infraqual {ver}</p>",
             name = escape(plan_name),
@@ -98,14 +67,15 @@ impl HtmlExporter<'_> {
             self.node(node, &mut h);
         }
         self.probe_sections(run, &mut h);
-        h.push_str("</body></html>\n");
+        markup::document_end(&mut h);
         h
     }
 
     fn verdicts(&self, run: &RunRecord, h: &mut String) {
-        h.push_str(
-            "<h2 id=\"verdicts\">Verdicts</h2><table><tr><th>node</th><th>check</th>\
-                    <th>observed</th><th>threshold</th><th>status</th><th>note</th></tr>",
+        h.push_str("<h2 id=\"verdicts\">Verdicts</h2>");
+        table_start(
+            h,
+            &["node", "check", "observed", "threshold", "status", "note"],
         );
         let mut any = false;
         for (node, result) in run.results() {
@@ -210,23 +180,13 @@ impl HtmlExporter<'_> {
                 .iter()
                 .filter(|c| c.chart.probe == probe.as_str())
             {
-                let _ = write!(
-                    h,
-                    "<figure id=\"chart-{}\">{}<figcaption>{} (also plots/{}.svg and .png)</figcaption></figure>",
-                    escape(&rc.chart.id),
-                    strip_xml_prolog(&rc.svg),
-                    escape(&rc.chart.title),
-                    escape(&rc.chart.id)
-                );
+                let caption = escape(&format!(
+                    "{} (also plots/{}.svg and .png)",
+                    rc.chart.title, rc.chart.id
+                ));
+                markup::figure(h, &format!("chart-{}", rc.chart.id), &rc.svg, &caption);
             }
         }
-    }
-}
-
-fn strip_xml_prolog(svg: &str) -> &str {
-    match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
     }
 }
 
@@ -248,9 +208,11 @@ fn result_section(node: &NodeRecord, r: &ProbeResult, h: &mut String) {
         }
     );
     if !r.metrics.is_empty() {
-        h.push_str(
-            "<table><tr><th>metric</th><th>count</th><th>min</th><th>p50</th><th>p90</th>\
-                    <th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>",
+        table_start(
+            h,
+            &[
+                "metric", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean",
+            ],
         );
         for (name, m) in &r.metrics {
             let f = |v: f64| escape(&format::value(v, &m.unit));
@@ -287,7 +249,7 @@ fn warnings(r: &ProbeResult, h: &mut String) {
 /// Facts as a two-column table; a list of objects (disks, NICs) becomes a
 /// nested table with one row per item.
 fn facts_table(facts: &serde_json::Map<String, Value>, h: &mut String) {
-    h.push_str("<table><tr><th>fact</th><th>value</th></tr>");
+    table_start(h, &["fact", "value"]);
     for (k, v) in facts {
         let _ = write!(h, "<tr><td>{}</td><td>", escape(k));
         fact_cell(v, h);
@@ -299,28 +261,23 @@ fn facts_table(facts: &serde_json::Map<String, Value>, h: &mut String) {
 fn fact_cell(v: &Value, h: &mut String) {
     match v {
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
-            let mut cols: Vec<&String> = Vec::new();
+            let mut cols: Vec<&str> = Vec::new();
             for item in items {
                 if let Value::Object(map) = item {
                     for k in map.keys() {
-                        if !cols.contains(&k) {
+                        if !cols.contains(&k.as_str()) {
                             cols.push(k);
                         }
                     }
                 }
             }
-            h.push_str("<table><tr>");
-            for c in &cols {
-                let _ = write!(h, "<th>{}</th>", escape(c));
-            }
-            h.push_str("</tr>");
+            table_start(h, &cols);
             for item in items {
-                h.push_str("<tr>");
-                for c in &cols {
-                    let cell = item.get(c.as_str()).unwrap_or(&Value::Null);
-                    let _ = write!(h, "<td>{}</td>", escape(&format::fact(cell)));
-                }
-                h.push_str("</tr>");
+                let cells: Vec<String> = cols
+                    .iter()
+                    .map(|c| format::fact(item.get(*c).unwrap_or(&Value::Null)))
+                    .collect();
+                markup::text_row(h, &cells);
             }
             h.push_str("</table>");
         }
@@ -334,18 +291,5 @@ fn fact_cell(v: &Value, h: &mut String) {
             h.push_str("</table>");
         }
         other => h.push_str(&escape(&format::fact(other))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape("<a href='x'>&</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
-        );
     }
 }

@@ -2,16 +2,15 @@
 //! agents carry a `region` label, the round trip per region pair with the
 //! application impact line ("N serial round trips ... cost X ms more").
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::html::escape;
 use crate::bundle::RunRecord;
-
-/// Serial round trips in the impact line (ten database calls per request).
-pub const SERIAL_ROUND_TRIPS: u32 = 10;
+use crate::format;
+use crate::markup::{escape, table_start};
+use crate::regions::{region_rtts, serial_costs, SerialBasis};
 
 pub fn write(run: &RunRecord, h: &mut String) {
     loss_table(run, h);
@@ -33,9 +32,18 @@ fn loss_table(run: &RunRecord, h: &mut String) {
     if rows.is_empty() {
         return;
     }
-    h.push_str(
-        "<h3>UDP loss per path</h3><table><tr><th>path</th><th>sent</th><th>received</th>\
-                <th>lost</th><th>loss</th><th>late (reordered)</th><th>duplicates</th></tr>",
+    h.push_str("<h3>UDP loss per path</h3>");
+    table_start(
+        h,
+        &[
+            "path",
+            "sent",
+            "received",
+            "lost",
+            "loss",
+            "late (reordered)",
+            "duplicates",
+        ],
     );
     for (path, v) in rows {
         let n = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
@@ -55,84 +63,41 @@ fn loss_table(run: &RunRecord, h: &mut String) {
     h.push_str("</table>");
 }
 
-/// Mean of the UDP p50s per (source region, destination region), on the
-/// overlay path where measured (what pods see), else native.
+/// The region pairs on the serial basis (see [`SerialBasis::of`]), headed
+/// by the rule they were computed by, and the serial round-trip cost.
 fn region_table(run: &RunRecord, h: &mut String) {
-    let region_of: BTreeMap<&str, &str> = run
-        .nodes
+    let all = region_rtts(run);
+    let Some(basis) = SerialBasis::of(&all) else {
+        return;
+    };
+    let rows = basis.rows(&all);
+    let regions: BTreeSet<&str> = rows
         .iter()
-        .filter_map(|n| Some((n.name.as_str(), n.labels.get("region")?.as_str())))
+        .flat_map(|r| [r.from.as_str(), r.to.as_str()])
         .collect();
-    let mut sums: BTreeMap<(String, String, String), (f64, u32)> = BTreeMap::new();
-    for (_, r) in run
-        .results()
-        .filter(|(_, r)| r.probe == infraqual_probes::rtt::NAME)
-    {
-        for (key, m) in &r.metrics {
-            let Some((pair, rest)) = key.split_once('/') else {
-                continue;
-            };
-            let Some((path, "udp")) = rest.split_once('/') else {
-                continue;
-            };
-            let Some((src, dst)) = pair.split_once("->") else {
-                continue;
-            };
-            let (Some(a), Some(b)) = (region_of.get(src), region_of.get(dst)) else {
-                continue;
-            };
-            let e = sums
-                .entry((path.to_string(), a.to_string(), b.to_string()))
-                .or_insert((0.0, 0));
-            e.0 += m.p50 as f64;
-            e.1 += 1;
-        }
-    }
-    let has_overlay = sums.keys().any(|(p, _, _)| p == "overlay");
-    let path = if has_overlay { "overlay" } else { "native" };
-    let p50: BTreeMap<(String, String), f64> = sums
-        .into_iter()
-        .filter(|((p, _, _), _)| p == path)
-        .map(|((_, a, b), (sum, n))| ((a, b), sum / f64::from(n)))
-        .collect();
-    let regions: std::collections::BTreeSet<&String> =
-        p50.keys().flat_map(|(a, b)| [a, b]).collect();
     if regions.len() < 2 {
         return;
     }
     let _ = write!(
         h,
-        "<h3>Round trip per region pair (UDP p50, {path} path)</h3><table><tr><th>from</th><th>to</th><th>p50</th></tr>"
+        "<h3>Round trip per region pair ({})</h3>",
+        escape(&basis.source())
     );
-    for ((a, b), v) in &p50 {
+    table_start(h, &["from", "to", "round trips", "p50", "p99"]);
+    for r in rows {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.3} ms</td></tr>",
-            escape(a),
-            escape(b),
-            v / 1e6
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            escape(&r.from),
+            escape(&r.to),
+            r.count,
+            escape(&format::duration_ns(r.p50_ns as f64)),
+            escape(&format::duration_ns(r.p99_ns as f64)),
         );
     }
     h.push_str("</table>");
-    for dst in &regions {
-        let mut from: Vec<(&String, f64)> = p50
-            .iter()
-            .filter(|((_, b), _)| &b == dst)
-            .map(|((a, _), v)| (a, *v))
-            .collect();
-        from.sort_by(|x, y| x.1.total_cmp(&y.1));
-        if let (Some(near), Some(far)) = (from.first(), from.last()) {
-            if near.0 != far.0 {
-                let extra_ms = f64::from(SERIAL_ROUND_TRIPS) * (far.1 - near.1) / 1e6;
-                let _ = write!(
-                    h,
-                    "<p class=\"impact\">{SERIAL_ROUND_TRIPS} serial round trips to {} from {} cost {:.1} ms more than from {}.</p>",
-                    escape(dst),
-                    escape(far.0),
-                    extra_ms,
-                    escape(near.0)
-                );
-            }
-        }
+    for cost in serial_costs(&all) {
+        let _ = write!(h, "<p class=\"impact\">{}.</p>", escape(&cost.sentence()));
     }
 }

@@ -10,18 +10,10 @@ use crate::charts::{cdf, draw, slug};
 use crate::compare::verdict::ChangeVerdict;
 use crate::compare::Comparison;
 use crate::error::ReportError;
-use crate::export::html::escape;
 use crate::export::Artifact;
+use crate::markup::{self, escape, table_start};
 
 pub struct HtmlExporter;
-
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}\
-h1{font-size:1.5rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}\
-table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f4f4f4}\
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:.3rem;font-weight:bold;color:#fff;white-space:nowrap}\
-.regressed{background:#c62828}.improved{background:#2e7d32}.no_change{background:#757575}.not_judged{background:#9e9e9e}\
-figure{margin:1rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}.meta{color:#555}";
 
 impl CompareExporter for HtmlExporter {
     fn export(&self, c: &Comparison) -> Result<Vec<Artifact>, ReportError> {
@@ -39,13 +31,13 @@ impl CompareExporter for HtmlExporter {
                 &[(&a_label, &l.hist_a), (&b_label, &l.hist_b)],
             );
             let svg = draw::svg(&chart)?;
-            let _ = write!(
-                figures,
-                "<figure id=\"{id}\">{}<figcaption>{} — {} (plots/{id}.svg)</figcaption></figure>",
-                strip_xml_prolog(&svg),
+            let caption = format!(
+                "{} — {} (plots/{}.svg)",
                 escape(&title),
-                badge(l.verdict)
+                badge(l.verdict),
+                escape(&id)
             );
+            markup::figure(&mut figures, &id, &svg, &caption);
             artifacts.push(Artifact {
                 relative_path: format!("plots/{id}.png"),
                 bytes: draw::png(&chart)?,
@@ -63,10 +55,6 @@ impl CompareExporter for HtmlExporter {
     }
 }
 
-fn strip_xml_prolog(svg: &str) -> &str {
-    svg.find("<svg").map_or(svg, |i| &svg[i..])
-}
-
 fn badge(v: ChangeVerdict) -> String {
     let class = match v {
         ChangeVerdict::Regressed => "regressed",
@@ -74,16 +62,12 @@ fn badge(v: ChangeVerdict) -> String {
         ChangeVerdict::NoChange => "no_change",
         ChangeVerdict::NotJudged => "not_judged",
     };
-    format!("<span class=\"badge {class}\">{}</span>", v.as_str())
+    markup::badge(class, v.as_str())
 }
 
 /// The last column of `rows` is a verdict name and becomes a badge.
 fn table(h: &mut String, header: &[&str], rows: &[Vec<String>], verdicts: &[ChangeVerdict]) {
-    h.push_str("<table><tr>");
-    for c in header {
-        let _ = write!(h, "<th>{}</th>", escape(c));
-    }
-    h.push_str("</tr>");
+    table_start(h, header);
     for (i, row) in rows.iter().enumerate() {
         h.push_str("<tr>");
         for (j, cell) in row.iter().enumerate() {
@@ -110,12 +94,13 @@ fn page(c: &Comparison, figures: &str) -> String {
     } else {
         badge(ChangeVerdict::NoChange)
     };
+    markup::document_start(
+        &mut h,
+        &format!("infraqual compare: {} vs {}", c.label_a, c.label_b),
+    );
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>infraqual compare: {a} vs {b}</title><style>{STYLE}</style></head><body>\
-         <h1>infraqual compare: {a} vs {b} {overall}</h1>\
+        "<h1>infraqual compare: {a} vs {b} {overall}</h1>\
          <p class=\"meta\">A = {a} (run <code>{ra}</code>), B = {b} (run <code>{rb}</code>); \
          noise threshold {noise:.1} %, {conf:.0} % bootstrap intervals from {n} resamples, seed {seed}. \
          A change is judged only when its whole interval lies beyond the noise threshold.</p>",
@@ -167,6 +152,6 @@ fn page(c: &Comparison, figures: &str) -> String {
         h.push_str("<h2 id=\"cdfs\">Distributions</h2>");
         h.push_str(figures);
     }
-    h.push_str("</body></html>\n");
+    markup::document_end(&mut h);
     h
 }

@@ -89,6 +89,15 @@ pub fn region_rows(c: &Comparison) -> Vec<Vec<String>> {
     let v = |x: Option<u64>| x.map_or_else(|| "-".into(), |x| format::duration_ns(x as f64));
     r.joined()
         .into_iter()
-        .map(|r| vec![r.from, r.to, r.path, r.kind, v(r.a_p50_ns), v(r.b_p50_ns)])
+        .map(|r| {
+            vec![
+                r.from,
+                r.to,
+                r.path,
+                r.kind.to_string(),
+                v(r.a_p50_ns),
+                v(r.b_p50_ns),
+            ]
+        })
         .collect()
 }
