@@ -162,11 +162,16 @@ fn noisy_neighbour_in_this_machine_is_guest_wait_not_steal() {
         fact(&r, "lost_pct"),
     );
     eprintln!("noisy neighbour on cpu{cpu}: guest wait {guest:.1} %, steal {steal:.1} %, lost {lost:.1} %");
-    // Two equal busy tasks share the CPU: ~50 % each. Other tests and builds
-    // on this shared 2-core machine can push it either way.
+    // Two equal busy tasks share the CPU: ~50 % each. Every other runnable
+    // task on that CPU (the rest of the suite, a build) adds its share:
+    // with k competitors the probe waits k/(k+1), 67 % for two, 75 % for
+    // three, as seen here while four builds ran (77 %). What this test
+    // proves is the attribution (guest wait, not steal, and the hiccup
+    // detector agreeing), not the load of the machine, so the band is one
+    // neighbour's share at the bottom and a busy machine's at the top.
     assert!(
-        (30.0..=70.0).contains(&guest),
-        "guest wait {guest} % (expected ~50)"
+        (30.0..=90.0).contains(&guest),
+        "guest wait {guest} % (expected ~50 alone, more on a busy machine)"
     );
     assert!(steal < 5.0, "steal {steal} % (expected ~0)");
     // The hiccup detector sees the same time independently.
