@@ -9,8 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use infraqual_probes::rtt::responder::EchoResponder;
 use infraqual_probes::{
-    registry, CancelToken, LatencyHistogram, ProbeContext, ProbeName, ProbeResult, Profile, Status,
-    Verdict,
+    registry, CancelToken, LatencyHistogram, ProbeContext, ProbeName, ProbeResult, Profile, Verdict,
 };
 use infraqual_reports::bundle::BundleWriter;
 use serde_json::{json, Value};
@@ -21,20 +20,15 @@ fn sample_result() -> ProbeResult {
         hist.record(v);
     }
     let mut r = ProbeResult::new("fsync", "n1");
-    r.param("block_size", 2300);
-    r.fact("device", "nvme0n1");
     r.fact("rotational", false);
     r.metric("fdatasync", &hist, "ns").unwrap();
     r.series
-        .insert("per_second_p99_ns".into(), vec![(0.0, 250_000.0)]);
-    r.verdicts.push(Verdict {
-        check: "fsync.fdatasync.p99".into(),
-        status: Status::Pass,
-        observed: Some(260_000.0),
-        threshold: Some(10_000_000.0),
-        unit: "ns".into(),
-        note: "etcd".into(),
-    });
+        .insert("per_second_syncs".into(), vec![(1.0, 6150.0)]);
+    let p99 = r.metrics["fdatasync"].p99 as f64;
+    r.verdicts
+        .push(Profile::default().judge("fsync.fdatasync.p99", p99));
+    r.verdicts
+        .push(Verdict::skip("fsync.other", "", "no thresholds"));
     r
 }
 
@@ -167,7 +161,7 @@ fn probe_result_schema_refuses_renamed_and_mistyped_fields() {
         (
             "series",
             broken(&valid, errors, |v| {
-                v["series"]["per_second_p99_ns"][0][1] = Value::Null
+                v["series"]["per_second_syncs"][0][1] = Value::Null
             }),
         ),
         (
