@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md "CLI"): parse, dispatch, map to exit codes.
+//! The command line (docs/architecture.md): parse, dispatch, map to exit codes.
 
 use std::process::ExitCode;
 

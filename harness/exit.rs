@@ -1,4 +1,4 @@
-//! Exit codes shared by every command (DESIGN.md): 0 all checks pass,
+//! Exit codes shared by every command (docs/architecture.md): 0 all checks pass,
 //! 1 a check failed, 2 the run could not complete.
 
 use std::process::ExitCode;

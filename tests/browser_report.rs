@@ -5,6 +5,7 @@
 
 mod browser;
 mod common;
+mod contract;
 
 use std::path::{Path, PathBuf};
 
@@ -141,6 +142,7 @@ fn report_and_compare_pages_render_in_headless_chromium() {
         cmp.to_str().unwrap(),
     ]);
     assert!(matches!(r.code, 0 | 1), "compare: {}{}", r.stdout, r.stderr);
+    assert_eq!(contract::assert_bundles_under(&runs), 2);
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).unwrap();

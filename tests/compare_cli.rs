@@ -5,6 +5,7 @@
 //! depend on the seed. Plus baselines and bad input.
 
 mod common;
+mod contract;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,6 +124,7 @@ fn two_runs_on_the_same_disk_are_no_significant_change_for_any_seed() {
             Some(f) => assert_eq!(f, &v, "verdicts do not depend on the seed"),
         }
     }
+    assert_eq!(contract::assert_bundles_under(tmp.path()), 2);
 }
 
 /// The fixture binary, built beside this one by `cargo test --workspace`
@@ -208,6 +210,7 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
         "{}",
         r.stdout
     );
+    assert_eq!(contract::assert_bundles_under(&runs), 3);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod agents;
 mod common;
+mod contract;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ fn two_agents_produce_one_bundle() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let run = run_json(dir.path());
+    contract::assert_bundles_under(dir.path());
     assert_eq!(run["verdict"], "pass");
     let baseline = dir.path().join("runs/baselines/fleet/run.json");
     assert!(baseline.is_file(), "the run is saved as a baseline");
@@ -78,6 +80,7 @@ fn wrong_token_is_401_and_a_clear_coordinator_error() {
         r.stdout
     );
     let run = run_json(dir.path());
+    contract::assert_bundles_under(dir.path());
     assert_eq!(run["verdict"], "incomplete");
     let beta = node(&run, "beta");
     let message = beta["errors"][0]["message"].as_str().unwrap();
@@ -176,6 +179,7 @@ fn an_agent_killed_mid_job_is_reported_failed_and_the_other_finishes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     let run = run_json(dir.path());
+    contract::assert_bundles_under(dir.path());
     assert_eq!(run["verdict"], "incomplete");
     let alpha = node(&run, "alpha");
     assert_eq!(
@@ -245,6 +249,7 @@ fn a_coordinator_killed_mid_job_leaves_no_fsync_file_behind() {
     }
     let (_, metrics) = http(&a.addr, "GET", "/metrics", Some(&a.token), b"");
     assert!(metrics.contains("state=\"cancelled\""), "{metrics}");
+    contract::assert_bundles_under(dir.path());
 }
 
 fn walk_count(dir: &std::path::Path) -> usize {
@@ -294,6 +299,7 @@ fn unreachable_agent_is_reported_and_the_run_is_incomplete() {
     let r = run_in(&["run", plan.to_str().unwrap()], Some(dir.path()));
     assert_eq!(r.code, 2);
     let run = run_json(dir.path());
+    contract::assert_bundles_under(dir.path());
     let message = node(&run, "ghost")["errors"][0]["message"]
         .as_str()
         .unwrap()

@@ -4,6 +4,7 @@
 //! `infraqual run` works on the plan the lab writes.
 
 mod common;
+mod contract;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -76,10 +77,12 @@ fn rtt_from(lab: &lab::Lab, from: usize, to: usize, count: u32) -> ProbeResult {
         ..Default::default()
     };
     let node = lab.state.nodes[from].name.clone();
-    in_netns(&lab.state.nodes[from].pod_netns, move || {
+    let result = in_netns(&lab.state.nodes[from].pod_netns, move || {
         let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
         infraqual_probes::rtt::run(&params, &ctx).unwrap()
-    })
+    });
+    contract::assert_probe_result(&serde_json::to_value(&result).unwrap());
+    result
 }
 
 fn mtu_from(lab: &lab::Lab, from: usize, to: usize) -> ProbeResult {
@@ -88,10 +91,12 @@ fn mtu_from(lab: &lab::Lab, from: usize, to: usize) -> ProbeResult {
         ..Default::default()
     };
     let node = lab.state.nodes[from].name.clone();
-    in_netns(&lab.state.nodes[from].pod_netns, move || {
+    let result = in_netns(&lab.state.nodes[from].pod_netns, move || {
         let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
         infraqual_probes::mtu::run(&params, &ctx).unwrap()
-    })
+    });
+    contract::assert_probe_result(&serde_json::to_value(&result).unwrap());
+    result
 }
 
 fn host_ipv4_addresses() -> String {
@@ -276,8 +281,7 @@ fn run_works_on_the_plan_the_lab_writes() {
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let bundle = common::only_bundle(&out);
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap();
+    let v = contract::assert_run_json(&bundle.join("run.json"));
     let text = v.to_string();
     for key in [
         "node-1->node-2/overlay/udp",

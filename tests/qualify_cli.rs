@@ -2,6 +2,7 @@
 //! bundle's files, the JSON contract and the exit codes.
 
 mod common;
+mod contract;
 
 use common::{assert_one_line_error, only_bundle, run};
 use serde_json::Value;
@@ -46,8 +47,7 @@ fn qualify_inventory_writes_a_complete_bundle() {
         "the report path is printed"
     );
 
-    let run_json: Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap();
+    let run_json = contract::assert_run_json(&bundle.join("run.json"));
     assert_eq!(run_json["schema_version"], 1);
     assert_eq!(run_json["verdict"], "pass");
     assert!(run_json["run_id"].as_str().unwrap().len() > 10);
@@ -94,6 +94,7 @@ fn probe_inventory_json_is_the_contract() {
     let r = run(&["probe", "inventory", "--json"]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    contract::assert_probe_result(&v);
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["probe"], "inventory");
     assert_eq!(v["node"], "local");
@@ -124,6 +125,7 @@ fn report_rerenders_a_bundle_from_run_json_alone() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let bundle = only_bundle(out.path());
+    contract::assert_run_json(&bundle.join("run.json"));
     let html_before = std::fs::read_to_string(bundle.join("report.html")).unwrap();
     std::fs::remove_file(bundle.join("report.html")).unwrap();
     std::fs::remove_dir_all(bundle.join("csv")).unwrap();
@@ -239,4 +241,5 @@ fn a_failed_check_exits_1_and_the_report_says_fail() {
     } else {
         assert_eq!(r.code, 0, "the check is skipped without conntrack");
     }
+    contract::assert_bundles_under(&out);
 }

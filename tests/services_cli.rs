@@ -3,6 +3,7 @@
 //! naming CAP_NET_ADMIN when the process lacks it.
 
 mod common;
+mod contract;
 
 use std::process::Command;
 
@@ -25,6 +26,7 @@ fn probe_services_json_carries_the_contract_keys() {
     ]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).expect("one ProbeResult on stdout");
+    contract::assert_probe_result(&v);
     assert_eq!(v["probe"], "services");
     let facts = &v["facts"];
     for mode in ["iptables-nft", "nftables"] {

@@ -2,6 +2,7 @@
 //! and exit code 2 for bad flags.
 
 mod common;
+mod contract;
 
 use common::{assert_one_line_error, run};
 use serde_json::Value;
@@ -20,6 +21,7 @@ fn probe_steal_json_carries_the_contract_keys() {
     // 0 pass, 1 a failed verdict (a starved CI host): both are measurements.
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).expect("one ProbeResult on stdout");
+    contract::assert_probe_result(&v);
     assert_eq!(v["probe"], "steal");
     for key in ["steal_pct", "lost_pct", "guest_wait_pct"] {
         assert!(v["facts"][key].is_number(), "facts.{key}: {}", v["facts"]);

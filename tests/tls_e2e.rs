@@ -3,6 +3,7 @@
 
 mod agents;
 mod common;
+mod contract;
 
 use agents::{node, run_json, Agent};
 use common::run_in;
@@ -64,6 +65,7 @@ fn plan_over_tls_with_the_right_ca_and_refusal_with_the_wrong_one() {
     let r = run_in(&["run", "good.toml"], Some(d));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let run = run_json(d);
+    contract::assert_bundles_under(d);
     assert_eq!(node(&run, "secure")["inventory"]["probe"], "inventory");
 
     std::fs::remove_dir_all(d.join("runs")).unwrap();
@@ -71,6 +73,7 @@ fn plan_over_tls_with_the_right_ca_and_refusal_with_the_wrong_one() {
     let r = run_in(&["run", "bad.toml"], Some(d));
     assert_eq!(r.code, 2);
     let run = run_json(d);
+    contract::assert_bundles_under(d);
     let message = node(&run, "secure")["errors"][0]["message"]
         .as_str()
         .unwrap()

@@ -1,4 +1,4 @@
-//! Plan files (DESIGN.md "Plan files"): TOML naming the agents, the probes
+//! Plan files (docs/plan-files.md): TOML naming the agents, the probes
 //! with their parameters, the threshold profile and the output directory.
 //! Every error names the file, line and column.
 

@@ -1,5 +1,5 @@
 //! `infraqual lab`: an emulated cluster in network namespaces on this
-//! machine (DESIGN.md "The lab"): underlay, VXLAN overlay, native routes,
+//! machine (docs/architecture.md): underlay, VXLAN overlay, native routes,
 //! regions behind delay lines, faults, an agent per node and a ready plan.
 
 mod cmd;

@@ -1,4 +1,4 @@
-//! The ready plan `lab up` writes (DESIGN.md "Plan files"), so that
+//! The ready plan `lab up` writes (docs/plan-files.md), so that
 //! `infraqual run <state dir>/plan.toml` works on the lab unchanged.
 
 use super::state::LabState;

@@ -1,5 +1,5 @@
-//! The lab's network (DESIGN.md "The lab"), built with iproute2 inside the
-//! lab's own namespaces only:
+//! The lab's network (address plan: docs/safety.md), built with iproute2
+//! inside the lab's own namespaces only:
 //!
 //! - per region a switch namespace `iq-<id>-s<k>` with bridge `br0`: the
 //!   underlay 198.18.0.0/24, MTU 1500;

@@ -1,4 +1,4 @@
-//! The result contract, schema_version 1 (DESIGN.md "Result contract"). Field
+//! The result contract, schema_version 1 (docs/result-contract.md). Field
 //! names are read by reports, compare and outside scripts: change them only
 //! with a new schema version.
 

@@ -1,4 +1,4 @@
-//! The run bundle (DESIGN.md "Run bundle"): runs/<run_id>/ with plan.toml
+//! The run bundle (docs/result-contract.md): runs/<run_id>/ with plan.toml
 //! and run.json, rewritten atomically after every result so a crash keeps
 //! what finished.
 

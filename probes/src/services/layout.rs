@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// Service VIPs: 198.18.128.0/17 (DESIGN.md address plan).
+/// Service VIPs: 198.18.128.0/17 (the address plan in docs/safety.md).
 pub const SERVICE_CIDR: &str = "198.18.128.0/17";
 const VIP_BASE: u32 = u32::from_be_bytes([198, 18, 128, 0]);
 /// The veth link between node and endpoints; the lab uses 198.18.0.0/24 and

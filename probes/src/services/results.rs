@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::layout::Position;
 use super::modes::Mode;
 
-/// `<mode>/<count>/<position>`, the metric key DESIGN.md fixes.
+/// `<mode>/<count>/<position>`, the metric key docs/result-contract.md fixes.
 pub fn metric_key(mode: Mode, count: usize, position: Position) -> String {
     format!("{mode}/{count}/{}", position.as_str())
 }
