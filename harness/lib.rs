@@ -8,7 +8,6 @@ pub mod commands;
 pub mod coordinator;
 pub mod exit;
 pub mod lab;
-pub mod netns;
 pub mod probe_args;
 pub mod progress;
 pub mod signals;
