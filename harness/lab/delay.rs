@@ -4,6 +4,9 @@
 //! directions. Started by `lab up` as a hidden subcommand; killed by
 //! `lab down` (the devices belong to the namespaces and go with them).
 
+// The TUNSETIFF ioctl has no std wrapper.
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};

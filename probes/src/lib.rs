@@ -1,6 +1,12 @@
 //! infraqual's probes and result model. Probes measure; they know nothing of
 //! HTTP, plans or plots. Each probe module exposes `Params` (serde, with
 //! defaults) and `run(&Params, &ProbeContext) -> Result<ProbeResult, ProbeError>`.
+//!
+//! Unsafe code is denied except in the files that allow it at their top
+//! (system calls std and socket2 do not wrap), every block with its SAFETY
+//! argument.
+
+#![deny(unsafe_code)]
 
 pub mod context;
 pub mod error;

@@ -3,6 +3,9 @@
 //! cached path MTU ignored so every size is really tried), IP_RECVERR (ICMP
 //! errors queued with their details), IP_MTU (the kernel's path MTU).
 
+// IP_MTU_DISCOVER, IP_MTU, getifaddrs and SIOCGIFMTU have no std or socket2 wrapper.
+#![allow(unsafe_code)]
+
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};

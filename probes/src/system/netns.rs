@@ -11,6 +11,9 @@
 //! joins its namespace between fork and exec, and a thread that enters a
 //! namespace is a thread made for that purpose.
 
+// setns has no std wrapper.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
