@@ -98,10 +98,15 @@ pub fn names_with_prefix(prefix: &str) -> Vec<String> {
 }
 
 /// Creates namespace `name` with its loopback up (every user of a fresh
-/// namespace wants it, and a down `lo` fails in confusing ways).
+/// namespace wants it, and a down `lo` fails in confusing ways). If `lo`
+/// cannot be brought up the namespace is deleted again.
 pub fn add(name: &str) -> Result<(), NetnsError> {
-    run_ip(&["netns", "add", name], None)?;
-    ip(name, &["link", "set", "lo", "up"])
+    run_ip(&["netns", "add", name])?;
+    ip(name, &["link", "set", "lo", "up"]).inspect_err(|_| {
+        if let Err(e) = delete(name) {
+            tracing::warn!("could not delete network namespace {name}: {e}");
+        }
+    })
 }
 
 /// Deletes namespace `name` with every device, address and route in it.
@@ -111,7 +116,7 @@ pub fn delete(name: &str) -> Result<bool, NetnsError> {
     if !exists(name) {
         return Ok(false);
     }
-    run_ip(&["netns", "delete", name], None)?;
+    run_ip(&["netns", "delete", name])?;
     Ok(true)
 }
 
@@ -286,7 +291,7 @@ pub fn run_tool_in(
 pub fn ip(ns: &str, args: &[&str]) -> Result<(), NetnsError> {
     let mut all = vec!["-n", ns];
     all.extend_from_slice(args);
-    run_ip(&all, None)
+    run_ip(&all)
 }
 
 /// Many `ip` commands in one process: `ip -n NS -batch -`.
@@ -309,8 +314,8 @@ fn batch(tool: &str, ns: &str, lines: &[String]) -> Result<(), NetnsError> {
 
 /// `ip <args>` from the host namespace: only `netns add/delete` and the
 /// `-n NS` forms are passed here, and those act inside the named namespace.
-fn run_ip(args: &[&str], stdin: Option<&[u8]>) -> Result<(), NetnsError> {
-    run_host_tool("ip", args, stdin).map(|_| ())
+fn run_ip(args: &[&str]) -> Result<(), NetnsError> {
+    run_host_tool("ip", args, None).map(|_| ())
 }
 
 fn run_host_tool(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolRun, NetnsError> {
