@@ -1,5 +1,11 @@
 //! The infraqual harness: CLI, qualify, run bundles and report rendering on
 //! top of the probes and reports crates.
+//!
+//! Unsafe code is denied except in the files that allow it at their top
+//! (signal handlers, lab processes, the delay line's TUN device), every
+//! block with its SAFETY argument.
+
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod api;
@@ -8,7 +14,6 @@ pub mod commands;
 pub mod coordinator;
 pub mod exit;
 pub mod lab;
-pub mod netns;
 pub mod probe_args;
 pub mod progress;
 pub mod signals;

@@ -1,5 +1,7 @@
 //! The `infraqual` binary: a thin shell over the library.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

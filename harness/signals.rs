@@ -2,6 +2,9 @@
 //! every probe cleans up its files, namespaces and rules on the way out. A
 //! second signal gets the default action (the handler resets itself).
 
+// sigaction has no std wrapper.
+#![allow(unsafe_code)]
+
 use std::sync::OnceLock;
 
 use infraqual_probes::CancelToken;

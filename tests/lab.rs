@@ -13,6 +13,7 @@ use std::time::Duration;
 use infraqual::lab::{self, Fault, LabGuard, LabSpec, Region};
 use infraqual_probes::rtt::responder::EchoResponder;
 use infraqual_probes::rtt::{Kind, Target};
+use infraqual_probes::system::netns;
 use infraqual_probes::{require_caps, CancelToken, ProbeContext, ProbeResult, Status};
 
 const PORT: u16 = 7071;
@@ -30,14 +31,8 @@ fn spec(base: &Path, nodes: usize) -> LabSpec {
 }
 
 /// Runs `f` on a thread inside network namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        infraqual::netns::enter(&ns).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    netns::run_on_thread(ns, "iq-lab-test", f).unwrap()
 }
 
 fn responder_in(ns: &str) -> EchoResponder {
@@ -123,14 +118,7 @@ fn host_links() -> Vec<String> {
 }
 
 fn namespaces_of(id: &str) -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("iq-{id}-")))
-                .collect()
-        })
-        .unwrap_or_default()
+    netns::names_with_prefix(&netns::prefix(id))
 }
 
 #[test]

@@ -140,10 +140,7 @@ fn probe_result_schema_refuses_renamed_and_mistyped_fields() {
             "schema_version",
             broken(&valid, errors, |v| v["schema_version"] = json!(2)),
         ),
-        (
-            "probe",
-            broken(&valid, errors, |v| v["probe"] = json!("fsnyc")),
-        ),
+        ("probe", broken(&valid, errors, |v| v["probe"] = json!(42))),
         (
             "started_at",
             broken(&valid, errors, |v| {

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use infraqual_probes::system::netns;
 use infraqual_probes::{inventory, registry, ProbeContext, Profile};
 use serde::Serialize;
 
@@ -134,7 +135,7 @@ async fn inventory(state: &AgentState) -> Reply {
         .name("inventory".into())
         .spawn(move || {
             let outcome = match netns {
-                Some(ns) => crate::netns::enter(&ns).map_err(|e| e.to_string()),
+                Some(ns) => netns::enter(&ns).map_err(|e| e.to_string()),
                 None => Ok(()),
             }
             .and_then(|_| {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use infraqual_probes::system::netns;
 use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
 
 use crate::api::{JobRequest, JobState, JobStatus};
@@ -139,11 +140,9 @@ impl Jobs {
             .name(format!("job-{id}"))
             .spawn(move || {
                 let outcome = match &jobs.netns {
-                    Some(ns) => crate::netns::enter(ns)
-                        .map_err(|e| e.to_string())
-                        .and_then(|_| {
-                            registry::run(req.probe, &req.params, &ctx).map_err(|e| e.to_string())
-                        }),
+                    Some(ns) => netns::enter(ns).map_err(|e| e.to_string()).and_then(|_| {
+                        registry::run(req.probe, &req.params, &ctx).map_err(|e| e.to_string())
+                    }),
                     None => registry::run(req.probe, &req.params, &ctx).map_err(|e| e.to_string()),
                 };
                 jobs.finish(&job_id, outcome);

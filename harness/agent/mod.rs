@@ -20,6 +20,7 @@ use clap::Args;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::system::netns;
 use infraqual_probes::CancelToken;
 use tokio::net::TcpListener;
 
@@ -95,7 +96,7 @@ impl AgentConfig {
             allow_dirs.push(canonical);
         }
         if let Some(ns) = &args.netns {
-            if !crate::netns::path_of(ns).exists() {
+            if !netns::exists(ns) {
                 bail!("--netns {ns}: no such network namespace (see `ip netns list`)");
             }
         }
@@ -144,7 +145,7 @@ fn start_echo(port: u16, netns: Option<&str>) -> Result<EchoResponder> {
         .name("echo-setup".into())
         .spawn(move || -> Result<EchoResponder> {
             if let Some(ns) = &netns {
-                crate::netns::enter(ns)?;
+                netns::enter(ns)?;
             }
             Ok(EchoResponder::start(bind, CancelToken::new())?)
         })

@@ -9,8 +9,6 @@ use serde_json::Value;
 use super::client::{AgentClient, ClientError};
 use crate::api::{JobCreated, JobRequest, JobState, JobStatus};
 
-/// The agent cancels a job when no poll came for this long.
-pub const LEASE: Duration = Duration::from_secs(10);
 const FIRST_POLL: Duration = Duration::from_millis(25);
 const MAX_POLL: Duration = Duration::from_millis(1000);
 /// Consecutive failed polls before the agent counts as gone.

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+/// A plan's lease when it sets none: the agent cancels a job when no poll
+/// came for this long.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct PlanError {
@@ -133,7 +137,7 @@ impl Plan {
         };
 
         let lease = match &raw.lease {
-            None => super::job::LEASE,
+            None => DEFAULT_LEASE,
             Some(text) => {
                 let d = text
                     .get_ref()

@@ -4,6 +4,9 @@
 //! directions. Started by `lab up` as a hidden subcommand; killed by
 //! `lab down` (the devices belong to the namespaces and go with them).
 
+// The TUNSETIFF ioctl has no std wrapper.
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use infraqual_probes::system::netns;
 use infraqual_probes::units::HumanDuration;
 
 use crate::exit::Outcome;
@@ -77,9 +81,9 @@ struct Queue {
 }
 
 pub fn run(args: &DelayLineArgs) -> Result<Outcome> {
-    crate::netns::enter(&args.a_netns)?;
+    netns::enter(&args.a_netns)?;
     let a = attach(&args.a_dev)?;
-    crate::netns::enter(&args.b_netns)?;
+    netns::enter(&args.b_netns)?;
     let b = attach(&args.b_dev)?;
     let delay = args.delay.0;
     let limit = args.queue_limit.max(1);

@@ -2,7 +2,6 @@
 //! machine (docs/architecture.md): underlay, VXLAN overlay, native routes,
 //! regions behind delay lines, faults, an agent per node and a ready plan.
 
-mod cmd;
 pub mod delay;
 mod plan;
 mod procs;
@@ -13,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use infraqual_probes::system::netns;
 
 pub use state::{LabState, NodeState, DEFAULT_BASE};
 use topology::Layout;
@@ -223,17 +223,16 @@ pub fn down_dir(dir: &Path) -> Result<DownReport> {
     }
     for ns in st.namespaces.iter().rev() {
         // Only this lab's namespaces: the id is in every name.
-        if !ns.starts_with(&format!("iq-{}-", st.id)) {
+        if !netns::belongs_to(ns, &st.id) {
             report
                 .problems
                 .push(format!("skipped foreign namespace name {ns}"));
             continue;
         }
-        let existed = crate::netns::path_of(ns).exists();
-        match cmd::netns_del(ns) {
-            Ok(()) if existed => report.namespaces += 1,
-            Ok(()) => {}
-            Err(e) => report.problems.push(format!("{e:#}")),
+        match netns::delete(ns) {
+            Ok(true) => report.namespaces += 1,
+            Ok(false) => {}
+            Err(e) => report.problems.push(e.to_string()),
         }
     }
     if report.problems.is_empty() {
@@ -245,11 +244,7 @@ pub fn down_dir(dir: &Path) -> Result<DownReport> {
 /// One line per lab for `lab status`.
 pub fn describe(dir: &Path) -> Result<String> {
     let st = LabState::load(dir)?;
-    let present = st
-        .namespaces
-        .iter()
-        .filter(|n| crate::netns::path_of(n).exists())
-        .count();
+    let present = st.namespaces.iter().filter(|n| netns::exists(n)).count();
     let running = st.processes.iter().filter(|p| procs::alive(p.pid)).count();
     let regions: Vec<String> = st
         .regions

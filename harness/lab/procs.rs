@@ -2,6 +2,10 @@
 //! own session so they outlive `lab up`, recorded by pid, and stopped by
 //! pid only after checking the pid still runs our command for this lab.
 
+// setsid before exec, and reaping and signalling processes known only by
+// pid (from the lab's state file), have no std wrapper.
+#![allow(unsafe_code)]
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -22,8 +22,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-
-use super::cmd;
+use infraqual_probes::system::netns;
 
 pub const VXLAN_DEV: &str = "flannel.1";
 pub const VXLAN_PORT: u16 = 8472;
@@ -114,7 +113,7 @@ impl Layout {
         } else {
             regions.to_vec()
         };
-        let ns = |role: String| format!("iq-{id}-{role}");
+        let ns = |role: String| netns::name(id, &role);
         let switch_ns = (1..=regions.len()).map(|k| ns(format!("s{k}"))).collect();
         let hub_ns = (regions.len() > 1).then(|| ns("wan".into()));
         let mut layout_nodes = Vec::new();
@@ -187,10 +186,10 @@ pub const REGION_WAN_DEV: &str = "wan0";
 /// persistent, so routes can be set before the forwarders attach).
 pub fn build(l: &Layout) -> Result<()> {
     for ns in l.namespaces() {
-        cmd::netns_add(&ns)?;
+        netns::add(&ns)?;
     }
     for sw in &l.switch_ns {
-        cmd::ip_batch(
+        netns::ip_batch(
             sw,
             &[
                 "link add br0 type bridge stp_state 0 forward_delay 0".into(),
@@ -209,23 +208,23 @@ pub fn build(l: &Layout) -> Result<()> {
     };
     for n in &l.nodes {
         build_node(l, n)?;
-        cmd::sysctl(&n.node_ns, &forwarding(&[]))?;
+        sysctl(&n.node_ns, &forwarding(&[]))?;
     }
     for n in &l.nodes {
         build_peers(l, n)?;
     }
     if let Some(hub) = &l.hub_ns {
         build_regions(l, hub)?;
-        cmd::sysctl(hub, &forwarding(&[]))?;
+        sysctl(hub, &forwarding(&[]))?;
         for sw in &l.switch_ns {
-            cmd::sysctl(sw, &forwarding(&["net.ipv4.conf.br0.proxy_arp=1"]))?;
+            sysctl(sw, &forwarding(&["net.ipv4.conf.br0.proxy_arp=1"]))?;
         }
     }
     if l.fault == Some(Fault::MtuBlackhole) {
         for n in &l.nodes {
             // Locally generated ICMP (the node's "fragmentation needed" to
             // its pod) passes the output hook: drop it there, in the node.
-            cmd::nft(
+            nft(
                 &n.node_ns,
                 "table ip iq_lab_fault {\n  chain output {\n    type filter hook output priority 0; policy accept;\n    icmp type destination-unreachable icmp code frag-needed drop\n  }\n}\n",
             )?;
@@ -234,18 +233,33 @@ pub fn build(l: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// sysctls inside the namespace (`sysctl -qw k=v ...`; /proc/sys/net shows
+/// the namespace of the process that opens it).
+fn sysctl(ns: &str, settings: &[String]) -> Result<()> {
+    let mut args = vec!["-qw"];
+    args.extend(settings.iter().map(String::as_str));
+    netns::run_tool_in(ns, "sysctl", &args, None)?;
+    Ok(())
+}
+
+/// An nft ruleset loaded inside the namespace.
+fn nft(ns: &str, ruleset: &str) -> Result<()> {
+    netns::run_tool_in(ns, "nft", &["-f", "-"], Some(ruleset.as_bytes()))?;
+    Ok(())
+}
+
 fn build_node(l: &Layout, n: &NodeLayout) -> Result<()> {
     let sw = &l.switch_ns[n.region];
     let port = format!("n{}", n.index);
-    cmd::ip(
+    netns::ip(
         &n.node_ns,
         &[
             "link", "add", "ul0", "mtu", "1500", "type", "veth", "peer", "name", &port, "netns", sw,
         ],
     )?;
-    cmd::ip_batch(sw, &[format!("link set {port} master br0 up")])?;
+    netns::ip_batch(sw, &[format!("link set {port} master br0 up")])?;
     let pod_mtu = l.pod_mtu();
-    cmd::ip(
+    netns::ip(
         &n.node_ns,
         &[
             "link",
@@ -264,7 +278,7 @@ fn build_node(l: &Layout, n: &NodeLayout) -> Result<()> {
             &n.pod_ns,
         ],
     )?;
-    cmd::ip_batch(
+    netns::ip_batch(
         &n.node_ns,
         &[
             format!("addr add {}/24 dev ul0", n.underlay()),
@@ -282,7 +296,7 @@ fn build_node(l: &Layout, n: &NodeLayout) -> Result<()> {
             "link set veth0 up".into(),
         ],
     )?;
-    cmd::ip_batch(
+    netns::ip_batch(
         &n.pod_ns,
         &[
             format!("addr add {}/24 dev eth0", n.overlay()),
@@ -290,7 +304,8 @@ fn build_node(l: &Layout, n: &NodeLayout) -> Result<()> {
             "link set eth0 up".into(),
             format!("route add default via {}", n.gateway()),
         ],
-    )
+    )?;
+    Ok(())
 }
 
 /// Per peer: flannel's neighbour + FDB + onlink route for the overlay, a
@@ -325,9 +340,10 @@ fn build_peers(l: &Layout, n: &NodeLayout) -> Result<()> {
             n.native()
         ));
     }
-    cmd::ip_batch(&n.node_ns, &node_cmds)?;
-    cmd::bridge_batch(&n.node_ns, &fdb)?;
-    cmd::ip_batch(&n.pod_ns, &pod_cmds)
+    netns::ip_batch(&n.node_ns, &node_cmds)?;
+    netns::bridge_batch(&n.node_ns, &fdb)?;
+    netns::ip_batch(&n.pod_ns, &pod_cmds)?;
+    Ok(())
 }
 
 fn build_regions(l: &Layout, hub: &str) -> Result<()> {
@@ -362,7 +378,8 @@ fn build_regions(l: &Layout, hub: &str) -> Result<()> {
                 sw_cmds.push(format!("route add {pods} dev {REGION_WAN_DEV}"));
             }
         }
-        cmd::ip_batch(sw, &sw_cmds)?;
+        netns::ip_batch(sw, &sw_cmds)?;
     }
-    cmd::ip_batch(hub, &hub_cmds)
+    netns::ip_batch(hub, &hub_cmds)?;
+    Ok(())
 }

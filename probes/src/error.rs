@@ -39,6 +39,8 @@ pub enum ProbeError {
     Failed { probe: String, message: String },
     #[error(transparent)]
     Result(#[from] ResultError),
+    #[error(transparent)]
+    Netns(#[from] crate::system::netns::NetnsError),
 }
 
 impl ProbeError {

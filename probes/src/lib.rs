@@ -2,6 +2,12 @@
 //! HTTP, plans or plots. Each probe module declares itself by implementing
 //! [`Probe`] (name, parameters with their defaults, limits, what reports may
 //! judge and draw) and is listed once below.
+//!
+//! Unsafe code is denied except in the files that allow it at their top
+//! (system calls std and socket2 do not wrap), every block with its SAFETY
+//! argument.
+
+#![deny(unsafe_code)]
 
 pub mod context;
 pub mod error;

@@ -72,7 +72,9 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)]
     fn root_in_ci_has_net_admin_or_the_check_says_no() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         if uid == 0 {
             // Root without CAP_NET_ADMIN exists (unprivileged containers), so

@@ -2,6 +2,8 @@
 //! rendered from it (CSV, plots, HTML). Reads only run.json, so any old run
 //! re-renders.
 
+#![forbid(unsafe_code)]
+
 pub mod atomic;
 pub mod baseline;
 pub mod bundle;

@@ -2,6 +2,9 @@
 //! directory that is removed on every exit path, and the file helpers both
 //! writers share.
 
+// statvfs and fallocate have no std wrapper.
+#![allow(unsafe_code)]
+
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -67,6 +70,7 @@ impl Drop for WorkDir {
 pub fn free_bytes(dir: &Path) -> Result<u64, ProbeError> {
     let c = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| ProbeError::invalid("dir", "contains a NUL byte"))?;
+    // SAFETY: statvfs is plain integers, for which all-zero is valid.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid C string and `st` a writable statvfs.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };

@@ -9,13 +9,16 @@
 //! echoed back; a connect-and-close (the tcp_connect measurement) costs the
 //! responder one accept.
 
+#![forbid(unsafe_code)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
 
 use crate::context::CancelToken;
 use crate::error::ProbeError;
@@ -134,78 +137,19 @@ fn bind_pair(bind: SocketAddr) -> Result<(TcpListener, UdpSocket), ProbeError> {
 
 /// Listen backlog: a burst of measured connects (tcp_connect) must never
 /// overflow the accept queue, or a dropped SYN costs a 1 s retransmit.
-const BACKLOG: libc::c_int = 4096;
+const BACKLOG: i32 = 4096;
 
-/// std's TcpListener::bind, with a deep backlog and SO_REUSEADDR.
+/// std's TcpListener::bind (SO_REUSEADDR, close-on-exec) with a deep
+/// backlog, and accept(2) giving up after [`POLL_INTERVAL`] (Linux applies
+/// SO_RCVTIMEO to accept) so the serving thread notices a stop while the
+/// accept itself stays blocking.
 fn listen(bind: SocketAddr) -> std::io::Result<TcpListener> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let (family, storage, len) = sockaddr_of(bind);
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is fresh and ours.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: valid fd, pointers to live values of the stated sizes.
-    let ok = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        ) == 0
-            && libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) == 0
-            && libc::listen(fd, BACKLOG) == 0
-    };
-    if !ok {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(TcpListener::from(owned))
-}
-
-fn sockaddr_of(addr: SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*a.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
-            (
-                libc::AF_INET,
-                storage,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (
-                libc::AF_INET6,
-                storage,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
+    let socket = Socket::new(Domain::for_address(bind), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&bind.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_read_timeout(Some(POLL_INTERVAL))?;
+    Ok(socket.into())
 }
 
 fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
@@ -237,9 +181,7 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     while !stopped(stop, cancel) {
         connections.retain(|c| !c.is_finished());
-        if !readable(&listener, POLL_INTERVAL) {
-            continue;
-        }
+        // Also ends every POLL_INTERVAL without a connection (WouldBlock).
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(_) => continue,
@@ -266,19 +208,6 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
     for c in connections {
         let _ = c.join();
     }
-}
-
-/// Waits up to `timeout` for a pending connection (poll(2): the accept
-/// itself stays blocking, and the thread still notices a stop).
-fn readable(listener: &TcpListener, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
-    rc > 0 && pfd.revents & libc::POLLIN != 0
 }
 
 fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {

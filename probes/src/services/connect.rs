@@ -14,10 +14,12 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use super::sandbox::{enter, Netns};
+use socket2::SockAddr;
+
 use crate::context::CancelToken;
 use crate::error::ProbeError;
 use crate::histogram::LatencyHistogram;
+use crate::system::netns::{self, Netns};
 use crate::tcp_connect::{sockaddr, ConnectSocket};
 
 /// A connect that has not completed in this long has failed (a broken
@@ -48,21 +50,7 @@ pub struct Plan {
 
 /// Runs `plan` from a fresh thread inside `ns` and waits for it.
 pub fn sample(ns: &Netns, plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
-    let ns_file = ns.open()?;
-    let ns_name = ns.name().to_string();
-    let plan = plan.clone();
-    let cancel = cancel.clone();
-    let handle = std::thread::Builder::new()
-        .name("iq-svc-connect".into())
-        .spawn(move || -> Result<Sampled, ProbeError> {
-            enter(&ns_file).map_err(|e| failed(format!("setns into {ns_name}: {e}")))?;
-            drop(ns_file);
-            run_plan(&plan, &cancel)
-        })
-        .map_err(|e| failed(format!("cannot start the connect thread: {e}")))?;
-    handle
-        .join()
-        .map_err(|_| failed("the connect thread panicked".into()))?
+    netns::run_on_thread(ns.name(), "iq-svc-connect", || run_plan(plan, cancel))?
 }
 
 /// Which endpoints `target` reaches over `attempts` connections (tests use
@@ -73,16 +61,11 @@ pub fn identify_many(
     target: SocketAddrV4,
     attempts: u32,
 ) -> Result<Vec<u8>, ProbeError> {
-    let ns_file = ns.open()?;
-    let handle = std::thread::spawn(move || -> Result<Vec<u8>, ProbeError> {
-        enter(&ns_file).map_err(|e| failed(format!("setns: {e}")))?;
+    netns::run_on_thread(ns.name(), "iq-svc-identify", || {
         (0..attempts)
             .map(|_| identify(&sockaddr(target)).map_err(|e| failed(format!("{target}: {e}"))))
             .collect()
-    });
-    handle
-        .join()
-        .map_err(|_| failed("the identify thread panicked".into()))?
+    })?
 }
 
 fn failed(message: String) -> ProbeError {
@@ -93,7 +76,7 @@ fn failed(message: String) -> ProbeError {
 }
 
 fn run_plan(plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
-    let addrs: Vec<libc::sockaddr_in> = plan.targets.iter().map(|t| sockaddr(*t)).collect();
+    let addrs: Vec<SockAddr> = plan.targets.iter().map(|t| sockaddr(*t)).collect();
     // Ground truth first: each target must reach a real endpoint.
     let mut identities = Vec::with_capacity(addrs.len());
     for (addr, target) in addrs.iter().zip(&plan.targets) {
@@ -150,13 +133,13 @@ fn run_plan(plan: &Plan, cancel: &CancelToken) -> Result<Sampled, ProbeError> {
 }
 
 /// One timed connect, in ns.
-fn connect_once(addr: &libc::sockaddr_in) -> std::io::Result<u64> {
+fn connect_once(addr: &SockAddr) -> std::io::Result<u64> {
     let elapsed = ConnectSocket::new(CONNECT_TIMEOUT)?.timed_connect(addr)?;
     Ok(elapsed.as_nanos() as u64)
 }
 
 /// Connects and reads the endpoint's one-byte identity.
-fn identify(addr: &libc::sockaddr_in) -> std::io::Result<u8> {
+fn identify(addr: &SockAddr) -> std::io::Result<u8> {
     let socket = ConnectSocket::new(CONNECT_TIMEOUT)?;
     socket.connect(addr)?;
     socket.read_byte()

@@ -6,6 +6,8 @@
 //! one more service, and the first packet (TCP connect) to services at the
 //! front, middle and end of the list.
 
+#![forbid(unsafe_code)]
+
 mod connect;
 mod hash;
 pub mod iptables;

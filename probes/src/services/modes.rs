@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::sandbox::{run_in, Netns};
 use super::{iptables, layout, nftables};
 use crate::error::ProbeError;
+use crate::system::netns::Netns;
 use crate::system::{kernel, tools};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,9 +166,8 @@ impl Backend {
 
     fn apply(&self, ns: &Netns, text: &str) -> Result<Duration, ProbeError> {
         let run = match self.mode {
-            Mode::Nftables => run_in(ns, &self.restore, &["-f", "-"], Some(text.as_bytes()))?,
-            _ => run_in(
-                ns,
+            Mode::Nftables => ns.run(&self.restore, &["-f", "-"], Some(text.as_bytes()))?,
+            _ => ns.run(
                 &self.restore,
                 &[&RESTORE_ARGS[..], &["--counters"]].concat(),
                 Some(text.as_bytes()),
@@ -182,8 +181,7 @@ impl Backend {
     pub fn read_back_rules(&self, ns: &Netns) -> Result<usize, ProbeError> {
         match self.mode {
             Mode::Nftables => {
-                let listed = run_in(
-                    ns,
+                let listed = ns.run(
                     &self.save,
                     &["-j", "list", "table", "ip", nftables::TABLE],
                     None,
@@ -196,7 +194,7 @@ impl Backend {
                     })
             }
             _ => {
-                let saved = run_in(ns, &self.save, &["-t", "nat"], None)?;
+                let saved = ns.run(&self.save, &["-t", "nat"], None)?;
                 Ok(iptables::count_saved_kube_rules(&saved.stdout))
             }
         }
@@ -212,7 +210,7 @@ impl Backend {
         if self.mode == Mode::Nftables {
             return Ok(None);
         }
-        let saved = run_in(ns, &self.save, &["-c", "-t", "nat"], None)?;
+        let saved = ns.run(&self.save, &["-c", "-t", "nat"], None)?;
         Ok(iptables::saved_service_rule_packets(&saved.stdout, index))
     }
 
@@ -220,8 +218,7 @@ impl Backend {
     pub fn clear(&self, ns: &Netns) -> Result<(), ProbeError> {
         match self.mode {
             Mode::Nftables => {
-                run_in(
-                    ns,
+                ns.run(
                     &self.restore,
                     &["delete", "table", "ip", nftables::TABLE],
                     None,
@@ -230,8 +227,7 @@ impl Backend {
             _ => {
                 // Without --noflush, restore flushes every chain of the
                 // tables it names and deletes their user chains.
-                run_in(
-                    ns,
+                ns.run(
                     &self.restore,
                     &["-w", "5"],
                     Some(b"*filter\nCOMMIT\n*nat\nCOMMIT\n"),

@@ -4,14 +4,15 @@
 //! endpoint DNAT chose. Stopped (flag + join) on drop.
 
 use std::net::{SocketAddrV4, TcpListener};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::sandbox::{enter, Netns};
+use socket2::{Domain, Socket, Type};
+
 use crate::error::ProbeError;
+use crate::system::netns::{self, Netns};
 
 /// How often the accept queues are drained. The thread sleeps instead of
 /// waiting in poll()/accept(): a waiter on the listening socket would be
@@ -20,7 +21,7 @@ use crate::error::ProbeError;
 /// A real endpoint pod sits on another node, outside that path.
 const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
 /// Accept queue length; at ~25 us per connect a 2 ms drain interval needs ~100.
-const BACKLOG: libc::c_int = 4096;
+const BACKLOG: i32 = 4096;
 
 pub struct EndpointServers {
     stop: Arc<AtomicBool>,
@@ -31,7 +32,6 @@ impl EndpointServers {
     /// Binds every endpoint in `ns` and starts answering; returns once all
     /// listeners are bound (or the first error).
     pub fn start(ns: &Netns, endpoints: &[SocketAddrV4]) -> Result<Self, ProbeError> {
-        let ns_file = ns.open()?;
         let ns_name = ns.name().to_string();
         let endpoints = endpoints.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
@@ -40,14 +40,13 @@ impl EndpointServers {
         let thread = std::thread::Builder::new()
             .name("iq-svc-endpoints".into())
             .spawn(move || {
-                if let Err(e) = enter(&ns_file) {
-                    let _ = ready_tx.send(Err(format!("setns into {ns_name}: {e}")));
+                if let Err(e) = netns::enter(&ns_name) {
+                    let _ = ready_tx.send(Err(e.to_string()));
                     return;
                 }
-                drop(ns_file);
                 let mut listeners = Vec::with_capacity(endpoints.len());
                 for ep in &endpoints {
-                    match TcpListener::bind(ep).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+                    match listen(*ep) {
                         Ok(l) => listeners.push(l),
                         Err(e) => {
                             let _ = ready_tx.send(Err(format!("listen on {ep} in {ns_name}: {e}")));
@@ -80,12 +79,19 @@ impl EndpointServers {
     }
 }
 
+/// A non-blocking listener on `addr` with room in its accept queue for
+/// every connection made between two drains (std's listen backlog is 128).
+/// SO_REUSEADDR as std's TcpListener::bind sets it.
+fn listen(addr: SocketAddrV4) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 fn serve(listeners: &[TcpListener], stop: &AtomicBool) {
-    for listener in listeners {
-        // Room for every connection made between two drains.
-        // SAFETY: listen(2) on a socket we own, only raising its backlog.
-        unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) };
-    }
     while !stop.load(Ordering::Relaxed) {
         for (index, listener) in listeners.iter().enumerate() {
             // A connection the client already reset may vanish before

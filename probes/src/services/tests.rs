@@ -13,10 +13,11 @@ use super::connect::{self, Plan};
 use super::layout::{self, SERVICE_PORT};
 use super::modes::{backend, Backend, Mode};
 use super::params::MAX_SAMPLES;
-use super::sandbox::{namespaces_named, process_prefix, Sandbox};
+use super::sandbox::{process_prefix, Sandbox};
 use super::sweep::expected_rules;
 use super::*;
 use crate::context::CancelToken;
+use crate::system::netns::names_with_prefix;
 use crate::system::tools;
 
 /// The privileged tests here run one at a time so that the leak check can
@@ -179,7 +180,7 @@ fn a_run_leaves_the_host_ruleset_and_namespaces_as_they_were() {
         before,
         "the host's iptables/nft ruleset changed"
     );
-    assert_eq!(namespaces_named(&process_prefix()), Vec::<String>::new());
+    assert_eq!(names_with_prefix(&process_prefix()), Vec::<String>::new());
 
     // The contract keys are there for every usable mode.
     let skipped = result.facts["skipped"].as_object().unwrap();
@@ -232,7 +233,7 @@ fn a_cancelled_run_stops_mid_sampling_and_cleans_up() {
         started.elapsed() < Duration::from_secs(30),
         "cancel was not prompt"
     );
-    assert_eq!(namespaces_named(&process_prefix()), Vec::<String>::new());
+    assert_eq!(names_with_prefix(&process_prefix()), Vec::<String>::new());
 }
 
 #[test]

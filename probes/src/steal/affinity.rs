@@ -1,6 +1,9 @@
 //! CPU lists (`0-3,6`, the taskset/cpuset syntax) and pinning threads to one
 //! CPU with sched_setaffinity.
 
+// CPU affinity, gettid and sched_getcpu have no std wrapper.
+#![allow(unsafe_code)]
+
 use std::collections::BTreeSet;
 
 /// Highest CPU number a list may name; glibc's cpu_set_t holds 1024.

@@ -3,6 +3,7 @@
 pub mod block;
 pub mod kernel;
 pub mod mounts;
+pub mod netns;
 pub mod tools;
 
 use std::path::Path;
