@@ -95,8 +95,9 @@ pub fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// KEP-3866's first-packet latency figures (../shared/ANCHORS.md, read from
-/// the KEP's chart, ± 4 µs), shown beside ours as facts.
+/// KEP-3866's first-packet latency figures (the nftables kube-proxy KEP,
+/// kubernetes/enhancements keps/sig-network/3866-nftables-proxy, read from
+/// its chart, ± 4 µs), shown beside ours as facts.
 pub fn kep3866_reference() -> Value {
     let row = |mode: &str, services: Value, p50: u32, p90: u32, p99: u32| json!({ "mode": mode, "services": services, "p50_us": p50, "p90_us": p90, "p99_us": p99 });
     json!({
