@@ -94,10 +94,12 @@ impl<'de> Deserialize<'de> for ProbeName {
     }
 }
 
-/// Which direction of a number is good, for `compare`'s verdicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Which direction of a number is good: for a profile check's thresholds
+/// and for `compare`'s verdicts on a fact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Better {
+    #[default]
     Lower,
     Higher,
 }

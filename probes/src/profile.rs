@@ -29,14 +29,7 @@ pub enum ProfileError {
     },
 }
 
-/// Which direction is good for a check's observed value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Better {
-    #[default]
-    Lower,
-    Higher,
-}
+pub use crate::probe::Better;
 
 /// Thresholds of one check. With `better = "lower"`, an observed value at or
 /// above `fail` fails and one at or above `warn` warns; mirrored for "higher".
