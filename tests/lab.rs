@@ -179,6 +179,59 @@ fn overlay_costs_more_than_native_no_black_hole_and_down_leaves_nothing() {
     // A second down (as after a crash) is harmless; the guard runs it too.
 }
 
+/// A busy loop on one CPU for as long as it lives.
+struct CpuHog(std::process::Child);
+
+impl CpuHog {
+    fn start() -> CpuHog {
+        let child = std::process::Command::new("taskset")
+            .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        CpuHog(child)
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn overlay_overhead_stays_positive_with_a_cpu_hog_during_the_run() {
+    // The situation that flipped the sign when native was measured before
+    // overlay: load that comes and goes during the run. Interleaved rounds
+    // and matched blocks keep it out of the difference.
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let lab = LabGuard(lab::up(&spec(base.path(), 2)).unwrap());
+    let responder = responder_in(&lab.state.nodes[1].pod_netns);
+    let hog = CpuHog::start();
+    let r = rtt_from(&lab, 0, 1, 2000);
+    drop(hog);
+    drop(responder);
+    let matched = &r.facts["overlay_overhead_matched"]["node-1->node-2"]["udp"];
+    eprintln!("matched overlay overhead: {matched}");
+    assert_eq!(matched["measurable"], true, "{matched}");
+    let ci = matched["ci95_us"].as_array().unwrap();
+    assert!(
+        ci[0].as_f64().unwrap() > 0.0,
+        "interval excludes zero: {matched}"
+    );
+    assert!(
+        matched["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("overlay costs +"),
+        "{matched}"
+    );
+    let report = lab::down_dir(&lab.dir).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 #[test]
 fn mtu_blackhole_fault_is_found_with_the_fix() {
     require_caps!(NetAdmin, SysAdmin);

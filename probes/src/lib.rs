@@ -15,6 +15,7 @@ pub mod histogram;
 pub mod privilege;
 pub mod probe;
 pub mod profile;
+pub mod random;
 #[macro_use]
 pub mod registry;
 pub mod result;

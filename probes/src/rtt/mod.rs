@@ -10,6 +10,8 @@
 
 pub mod key;
 pub mod responder;
+mod interleave;
+mod matched;
 mod summary;
 mod tcp;
 mod udp;
@@ -238,6 +240,9 @@ pub(crate) struct Measured {
     pub duplicates: u64,
     pub errors: u64,
     pub stopped_early: Option<String>,
+    /// Median of each block of rounds (see `interleave`), None for a block
+    /// without an answer: index b is the same rounds for every target.
+    pub block_medians: Vec<Option<u64>>,
 }
 
 impl Measured {
@@ -250,6 +255,7 @@ impl Measured {
             duplicates: 0,
             errors: 0,
             stopped_early: None,
+            block_medians: Vec::new(),
         }
     }
 }
@@ -264,14 +270,15 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     };
     let mut loss = serde_json::Map::new();
     let mut unreachable = Vec::new();
-    for target in &params.targets {
-        for &kind in &params.kinds {
+    let mut blocks = Vec::new();
+    for &kind in &params.kinds {
+        ctx.cancel.check(NAME)?;
+        let all = measure_on_thread(kind, params, ctx)?;
+        // A cancelled probe fails as every probe does, rather than
+        // returning the part it measured as if it were whole.
+        ctx.cancel.check(NAME)?;
+        for (target, measured) in params.targets.iter().zip(all) {
             let key = key::RttMetricKey::new(&ctx.node, target, kind);
-            ctx.cancel.check(NAME)?;
-            let measured = measure_on_thread(target, kind, params, ctx)?;
-            // A cancelled probe fails as every probe does, rather than
-            // returning the part it measured as if it were whole.
-            ctx.cancel.check(NAME)?;
             if let Some(why) = &measured.stopped_early {
                 result.warn(format!("{key}: {why}"));
             }
@@ -283,12 +290,14 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
                 continue;
             }
             result.metric(&key.to_string(), &measured.hist, "ns")?;
+            blocks.push((key, measured.block_medians));
         }
     }
     if !loss.is_empty() {
         result.fact("loss", serde_json::Value::Object(loss));
     }
     summary::overlay_overhead(&mut result, &ctx.node);
+    matched::overlay_overhead(&mut result, &blocks, ctx);
     summary::verdicts(&mut result, ctx);
     if !unreachable.is_empty() {
         result.warn(format!(
@@ -300,21 +309,29 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     Ok(result)
 }
 
-/// Runs one loop on its own OS thread (it inherits the caller's network
-/// namespace) so the caller's runtime never shares the timing thread.
+/// Measures every target of one kind, interleaved, on its own OS thread (it
+/// inherits the caller's network namespace) so the caller's runtime never
+/// shares the timing thread. One `Measured` per target, in order.
 fn measure_on_thread(
-    target: &Target,
     kind: Kind,
     params: &Params,
     ctx: &ProbeContext,
-) -> Result<Measured, ProbeError> {
+) -> Result<Vec<Measured>, ProbeError> {
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name(format!("iq-rtt-{}", kind.as_str()))
-            .spawn_scoped(scope, || match kind {
-                Kind::Udp => udp::ping_pong(target, params, &ctx.cancel),
-                Kind::TcpRr => tcp::request_response(target, params, &ctx.cancel),
-                Kind::TcpConnect => tcp::connect(target, params, &ctx.cancel),
+            .spawn_scoped(scope, || {
+                let mut sessions: Vec<interleave::Opened> = Vec::new();
+                for target in &params.targets {
+                    sessions.push(match kind {
+                        Kind::Udp => Ok(Box::new(udp::UdpSession::open(target, params)?)),
+                        Kind::TcpRr => tcp::TcpRrSession::open(target, params)
+                            .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
+                        Kind::TcpConnect => tcp::TcpConnectSession::open(target, params)
+                            .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
+                    });
+                }
+                Ok(interleave::measure(sessions, params, &ctx.cancel))
             })
             .map_err(|e| ProbeError::io("spawning the rtt measurement thread", e))?;
         handle.join().map_err(|_| ProbeError::Failed {

@@ -6,95 +6,76 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{pace, record, Measured, Params, Target};
-use crate::context::CancelToken;
-use crate::error::ProbeError;
+use super::interleave::Session;
+use super::{Measured, Params, Target};
 use crate::tcp_connect::{self, ConnectSocket};
 
 /// Errors tolerated before the loop gives up on the target.
 const MAX_ERRORS: u64 = 20;
 
-fn stop_reason(
-    m: &Measured,
-    params: &Params,
-    cancel: &CancelToken,
-    deadline: Instant,
-) -> Option<String> {
-    if cancel.is_cancelled() {
-        Some(format!("cancelled after {} of {}", m.sent, params.count))
-    } else if Instant::now() >= deadline {
-        Some(format!(
-            "time limit {} reached after {} of {}",
-            params.time_limit, m.sent, params.count
-        ))
-    } else if m.errors >= MAX_ERRORS {
-        Some(format!("{} errors: giving up", m.errors))
-    } else {
-        None
+fn too_many_errors(m: &Measured) -> Option<String> {
+    (m.errors >= MAX_ERRORS).then(|| format!("{} errors: giving up", m.errors))
+}
+
+/// One target's request/response connection, kept across the exchanges the
+/// driver interleaves with other targets'.
+pub(crate) struct TcpRrSession {
+    addr: SocketAddr,
+    timeout: Duration,
+    /// None once a reconnect failed: the target is given up.
+    stream: Option<TcpStream>,
+    broken: Option<String>,
+    out: Vec<u8>,
+    back: Vec<u8>,
+}
+
+impl TcpRrSession {
+    /// A session whose connection failed is returned as the reason, which
+    /// the driver reports for that target.
+    pub(crate) fn open(target: &Target, params: &Params) -> Result<Self, String> {
+        let addr = target.socket_addr();
+        let stream =
+            open(addr, params.timeout.0).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let out: Vec<u8> = (0..params.payload).map(|i| i as u8).collect();
+        Ok(TcpRrSession {
+            addr,
+            timeout: params.timeout.0,
+            stream: Some(stream),
+            broken: None,
+            out,
+            back: vec![0u8; params.payload],
+        })
     }
 }
 
-pub(crate) fn request_response(
-    target: &Target,
-    params: &Params,
-    cancel: &CancelToken,
-) -> Result<Measured, ProbeError> {
-    let addr = target.socket_addr();
-    let mut m = Measured::new();
-    let deadline = Instant::now() + params.time_limit.0;
-    let mut stream = match open(addr, params.timeout.0) {
-        Ok(s) => s,
-        Err(e) => {
-            m.stopped_early = Some(format!("cannot connect to {addr}: {e}"));
-            return Ok(m);
-        }
-    };
-    let interval = params.interval();
-    let mut out = vec![0u8; params.payload];
-    let mut back = vec![0u8; params.payload];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = i as u8;
+impl Session for TcpRrSession {
+    fn given_up(&self, m: &Measured) -> Option<String> {
+        self.broken.clone().or_else(|| too_many_errors(m))
     }
-    let warmup = u64::from(params.warmup);
-    let total = warmup + u64::from(params.count);
-    let start = Instant::now();
-    for i in 0..total {
-        if let Some(why) = stop_reason(&m, params, cancel, deadline) {
-            m.stopped_early = Some(why);
-            break;
-        }
-        if !pace(start, interval, i, cancel) {
-            continue;
-        }
+
+    fn exchange(&mut self, _seq: u64, m: &mut Measured) -> Option<Duration> {
+        let stream = self.stream.as_mut()?;
         let t0 = Instant::now();
         let exchanged = stream
-            .write_all(&out)
-            .and_then(|()| stream.read_exact(&mut back));
+            .write_all(&self.out)
+            .and_then(|()| stream.read_exact(&mut self.back));
         let elapsed = t0.elapsed();
-        let timed = i >= warmup;
-        if timed {
-            m.sent += 1;
-        }
         match exchanged {
-            Ok(()) if timed => {
-                m.replied += 1;
-                record(&mut m, elapsed.as_nanos() as u64, interval);
-            }
-            Ok(()) => {}
+            Ok(()) => Some(elapsed),
             Err(_) => {
                 // The stream is out of step after a failed exchange: start over.
                 m.errors += 1;
-                match open(addr, params.timeout.0) {
-                    Ok(s) => stream = s,
+                match open(self.addr, self.timeout) {
+                    Ok(s) => self.stream = Some(s),
                     Err(e) => {
-                        m.stopped_early = Some(format!("reconnect to {addr} failed: {e}"));
-                        break;
+                        self.stream = None;
+                        self.broken = Some(format!("reconnect to {} failed: {e}", self.addr));
                     }
                 }
+                None
             }
         }
     }
-    Ok(m)
 }
 
 fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
@@ -105,47 +86,39 @@ fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-pub(crate) fn connect(
-    target: &Target,
-    params: &Params,
-    cancel: &CancelToken,
-) -> Result<Measured, ProbeError> {
-    let SocketAddr::V4(v4) = target.socket_addr() else {
-        let mut m = Measured::new();
-        m.stopped_early = Some("tcp_connect timing supports IPv4 targets only".into());
-        return Ok(m);
-    };
-    let sockaddr = tcp_connect::sockaddr(v4);
-    let interval = params.interval();
-    let mut m = Measured::new();
-    let deadline = Instant::now() + params.time_limit.0;
-    let warmup = u64::from(params.warmup);
-    let total = warmup + u64::from(params.count);
-    let start = Instant::now();
-    for i in 0..total {
-        if let Some(why) = stop_reason(&m, params, cancel, deadline) {
-            m.stopped_early = Some(why);
-            break;
-        }
-        if !pace(start, interval, i, cancel) {
-            continue;
-        }
-        let socket = ConnectSocket::new(params.timeout.0)
-            .map_err(|e| ProbeError::io("rtt tcp_connect: socket", e))?;
-        let connected = socket.timed_connect(&sockaddr);
-        let timed = i >= warmup;
-        if timed {
-            m.sent += 1;
-        }
+/// TCP connect latency to one target: a fresh socket per exchange.
+pub(crate) struct TcpConnectSession {
+    sockaddr: socket2::SockAddr,
+    timeout: Duration,
+}
+
+impl TcpConnectSession {
+    pub(crate) fn open(target: &Target, params: &Params) -> Result<Self, String> {
+        let SocketAddr::V4(v4) = target.socket_addr() else {
+            return Err("tcp_connect timing supports IPv4 targets only".into());
+        };
+        Ok(TcpConnectSession {
+            sockaddr: tcp_connect::sockaddr(v4),
+            timeout: params.timeout.0,
+        })
+    }
+}
+
+impl Session for TcpConnectSession {
+    fn given_up(&self, m: &Measured) -> Option<String> {
+        too_many_errors(m)
+    }
+
+    fn exchange(&mut self, _seq: u64, m: &mut Measured) -> Option<Duration> {
+        let connected = ConnectSocket::new(self.timeout)
+            .and_then(|socket| socket.timed_connect(&self.sockaddr));
         match connected {
-            Ok(elapsed) if timed => {
-                m.replied += 1;
-                record(&mut m, elapsed.as_nanos() as u64, interval);
+            Ok(elapsed) => Some(elapsed),
+            Err(e) if e.kind() == ErrorKind::Interrupted => None,
+            Err(_) => {
+                m.errors += 1;
+                None
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => m.errors += 1,
         }
     }
-    Ok(m)
 }

@@ -5,10 +5,10 @@
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{pace, record, Measured, Params, Target, MAX_PAYLOAD};
-use crate::context::CancelToken;
+use super::interleave::Session;
+use super::{Measured, Params, Target, MAX_PAYLOAD};
 use crate::error::ProbeError;
 
 /// Replies examined while waiting for one sequence number (strays, late
@@ -19,119 +19,99 @@ const DEAD_AFTER: u64 = 10;
 /// Send errors tolerated before the loop gives up on the target.
 const MAX_ERRORS: u64 = 100;
 
-pub(crate) fn ping_pong(
-    target: &Target,
-    params: &Params,
-    cancel: &CancelToken,
-) -> Result<Measured, ProbeError> {
-    let addr = target.socket_addr();
-    let what = || format!("rtt udp {addr}");
-    let local: SocketAddr = match addr.ip() {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local).map_err(|e| ProbeError::io(what(), e))?;
-    socket
-        .connect(addr)
-        .map_err(|e| ProbeError::io(what(), e))?;
-    socket
-        .set_read_timeout(Some(params.timeout.0))
-        .map_err(|e| ProbeError::io(what(), e))?;
+/// One target's UDP ping-pong state, kept across the exchanges the driver
+/// interleaves with other targets'.
+pub(crate) struct UdpSession {
+    socket: UdpSocket,
+    nonce: u64,
+    warmup: u64,
+    out: Vec<u8>,
+    back: Vec<u8>,
+    /// One bit per sequence number: has a reply for it been seen?
+    seen: Vec<u64>,
+}
 
-    let nonce = nonce();
-    let warmup = u64::from(params.warmup);
-    let total = warmup + u64::from(params.count);
-    let interval = params.interval();
-    let mut out = vec![0u8; params.payload];
-    let mut back = vec![0u8; MAX_PAYLOAD + 1];
-    out[8..16].copy_from_slice(&nonce.to_le_bytes());
-    // One bit per sequence number: has a reply for it been seen?
-    let mut seen = vec![0u64; total.div_ceil(64) as usize];
-    let mut m = Measured::new();
-    let deadline = Instant::now() + params.time_limit.0;
-    let start = Instant::now();
+impl UdpSession {
+    pub(crate) fn open(target: &Target, params: &Params) -> Result<Self, ProbeError> {
+        let addr = target.socket_addr();
+        let what = || format!("rtt udp {addr}");
+        let local: SocketAddr = match addr.ip() {
+            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(local).map_err(|e| ProbeError::io(what(), e))?;
+        socket
+            .connect(addr)
+            .map_err(|e| ProbeError::io(what(), e))?;
+        socket
+            .set_read_timeout(Some(params.timeout.0))
+            .map_err(|e| ProbeError::io(what(), e))?;
+        let nonce = nonce();
+        let total = u64::from(params.warmup) + u64::from(params.count);
+        let mut out = vec![0u8; params.payload];
+        out[8..16].copy_from_slice(&nonce.to_le_bytes());
+        Ok(UdpSession {
+            socket,
+            nonce,
+            warmup: u64::from(params.warmup),
+            out,
+            back: vec![0u8; MAX_PAYLOAD + 1],
+            seen: vec![0u64; total.div_ceil(64) as usize],
+        })
+    }
+}
 
-    for seq in 0..total {
-        if cancel.is_cancelled() {
-            m.stopped_early = Some(format!(
-                "cancelled after {} of {} probes",
-                m.sent, params.count
-            ));
-            break;
-        }
-        if Instant::now() >= deadline {
-            m.stopped_early = Some(format!(
-                "time limit {} reached after {} of {} probes",
-                params.time_limit, m.sent, params.count
-            ));
-            break;
-        }
+impl Session for UdpSession {
+    fn given_up(&self, m: &Measured) -> Option<String> {
         if m.sent >= DEAD_AFTER && m.replied == 0 && m.late == 0 {
-            m.stopped_early = Some(format!(
-                "no reply to the first {DEAD_AFTER} probes: path down?"
-            ));
-            break;
+            Some(format!("no reply to the first {DEAD_AFTER} probes: path down?"))
+        } else if m.errors >= MAX_ERRORS {
+            Some(format!("{} send/receive errors: giving up", m.errors))
+        } else {
+            None
         }
-        if m.errors >= MAX_ERRORS {
-            m.stopped_early = Some(format!("{} send/receive errors: giving up", m.errors));
-            break;
-        }
-        if !pace(start, interval, seq, cancel) {
-            continue;
-        }
-        out[..8].copy_from_slice(&seq.to_le_bytes());
-        let timed = seq >= warmup;
+    }
 
+    fn exchange(&mut self, seq: u64, m: &mut Measured) -> Option<Duration> {
+        self.out[..8].copy_from_slice(&seq.to_le_bytes());
         let t0 = Instant::now();
-        if socket.send(&out).is_err() {
+        if self.socket.send(&self.out).is_err() {
             m.errors += 1;
-            continue;
+            return None;
         }
-        let mut reads = 0;
-        let rtt_ns = loop {
-            if reads == MAX_READS_PER_PROBE {
-                break None;
-            }
-            reads += 1;
-            match socket.recv(&mut back) {
+        for _ in 0..MAX_READS_PER_PROBE {
+            match self.socket.recv(&mut self.back) {
                 Ok(n) => {
                     let elapsed = t0.elapsed();
-                    let Some(got) = parse(&back[..n], nonce) else {
+                    let Some(got) = parse(&self.back[..n], self.nonce) else {
                         continue; // not ours
                     };
                     if got == seq {
-                        mark(&mut seen, got);
-                        break Some(elapsed.as_nanos() as u64);
+                        mark(&mut self.seen, got);
+                        return Some(elapsed);
                     }
-                    if got < seq && got >= warmup {
-                        if marked(&seen, got) {
+                    if got < seq && got >= self.warmup {
+                        if marked(&self.seen, got) {
                             m.duplicates += 1;
                         } else {
                             m.late += 1;
-                            mark(&mut seen, got);
+                            mark(&mut self.seen, got);
                         }
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    break None;
+                    return None;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     // ICMP port unreachable and the like: this probe is lost.
                     m.errors += 1;
-                    break None;
+                    return None;
                 }
             }
-        };
-        if timed {
-            m.sent += 1;
-            if let Some(ns) = rtt_ns {
-                m.replied += 1;
-                record(&mut m, ns, interval);
-            }
         }
+        None
     }
-    Ok(m)
 }
 
 fn parse(datagram: &[u8], nonce: u64) -> Option<u64> {
