@@ -334,3 +334,48 @@ fn run_works_on_the_plan_the_lab_writes() {
         assert!(text.contains(key), "run.json lacks {key}");
     }
 }
+
+#[test]
+fn peers_limits_each_node_to_its_rendezvous_choice() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 3);
+    s.agents = true;
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let plan = lab.state.plan.clone().expect("a plan with agents");
+    let written = std::fs::read_to_string(&plan).unwrap();
+    let count_line = written
+        .lines()
+        .find(|l| l.starts_with("count = "))
+        .expect("the lab's plan sets an rtt count")
+        .to_string();
+    let text = written
+        .replace(&count_line, "count = 50\npeers = 1\nkinds = [\"udp\"]")
+        .replace("\n[probes.mtu]\n", "\n");
+    std::fs::write(&plan, text).unwrap();
+    let out = base.path().join("runs");
+    let run = common::run(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let v = contract::assert_run_json(&common::only_bundle(&out).join("run.json"));
+    for node in v["nodes"].as_array().unwrap() {
+        let name = node["name"].as_str().unwrap();
+        let rtt = node["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["probe"] == "rtt")
+            .unwrap_or_else(|| panic!("{name} has no rtt result"));
+        let peers: std::collections::BTreeSet<&str> = rtt["metrics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.split_once("->")?.1.split('/').next())
+            .collect();
+        assert_eq!(peers.len(), 1, "{name} measured {peers:?}: {}", v["plan"]);
+    }
+}

@@ -6,6 +6,7 @@
 mod client;
 mod collector;
 mod job;
+mod peers;
 pub mod plan;
 mod tasks;
 
@@ -309,18 +310,32 @@ impl Orchestra {
         bar.finish();
     }
 
-    /// Targets for a source: every other live agent on every requested path
-    /// it has an address for, at its echo port.
+    /// Targets for a source: every other live agent (or the `peers` it is
+    /// given, see `peers.rs`) on every requested path it has an address for,
+    /// at its echo port.
     fn pairwise_params(&self, source: &str, plan_params: &Value) -> Result<Value, String> {
         let mut params = plan_params.as_object().cloned().unwrap_or_default();
         let paths: Option<Vec<String>> = params
             .remove("paths")
             .and_then(|p| serde_json::from_value(p).ok());
+        let peers = params
+            .remove(plan::PEERS_KEY)
+            .and_then(|k| k.as_u64())
+            .map(|k| k as usize);
         let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let candidates: Vec<&str> = self
+            .plan
+            .agents
+            .iter()
+            .filter(|a| a.name != source && !failed.contains(&a.name))
+            .filter(|a| health.get(&a.name).is_some_and(|h| h.echo_port.is_some()))
+            .map(|a| a.name.as_str())
+            .collect();
+        let chosen = peers::choose(source, &candidates, peers);
         let mut targets = Vec::new();
         for agent in &self.plan.agents {
-            if agent.name == source || failed.contains(&agent.name) {
+            if !chosen.contains(&agent.name.as_str()) {
                 continue;
             }
             let Some(port) = health.get(&agent.name).and_then(|h| h.echo_port) else {

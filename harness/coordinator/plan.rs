@@ -230,7 +230,7 @@ impl Plan {
             let params = serde_json::to_value(table.get_ref())
                 .map_err(|e| loc.at(table.span(), e.to_string()))?;
             let checked = if probe.descriptor().pairwise {
-                pairwise_stand_in(&params)
+                pairwise_stand_in(&params, raw.agents.len())
             } else {
                 Ok(params.clone())
             };
@@ -274,11 +274,31 @@ impl Plan {
     }
 }
 
+/// `peers = K` in a pairwise probe's plan section: each node measures K
+/// others chosen by rendezvous hashing instead of all of them.
+pub const PEERS_KEY: &str = "peers";
+
 /// A network probe's plan section holds `paths` where the probe takes
 /// `targets` (the coordinator builds them per source agent); validate the
 /// rest against a stand-in target so typos fail before anything runs.
-fn pairwise_stand_in(params: &Value) -> Result<Value, String> {
+fn pairwise_stand_in(params: &Value, agents: usize) -> Result<Value, String> {
     let mut p = params.as_object().cloned().unwrap_or_default();
+    if let Some(peers) = p.remove(PEERS_KEY) {
+        match peers.as_u64() {
+            Some(k) if k >= 1 && agents >= 2 => {}
+            Some(k) if k >= 1 => {
+                return Err(format!(
+                    "{PEERS_KEY} = {k} on a plan with one agent: there is no peer to measure"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                "{PEERS_KEY} must be a whole number of at least 1 (each node measures that many \
+                     others; leave it out for every pair)"
+            ))
+            }
+        }
+    }
     if let Some(paths) = p.remove("paths") {
         let ok = paths
             .as_array()
@@ -364,6 +384,28 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("cuont"), "{e}");
         assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn peers_must_be_positive_and_need_a_second_agent() {
+        let two = format!("{AGENT}[[agents]]\nname = \"b\"\nurl = \"http://127.0.0.1:7071\"\n");
+        let ok = parse(&format!("name = \"t\"\n{two}[probes.rtt]\npeers = 5\n"));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        for (agents, peers, says) in [
+            (two.as_str(), "0", "at least 1"),
+            (two.as_str(), "\"many\"", "whole number"),
+            (AGENT, "2", "one agent"),
+        ] {
+            let e = parse(&format!(
+                "name = \"t\"\n{agents}[probes.rtt]\npeers = {peers}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.message.contains("peers") && e.message.contains(says),
+                "{e}"
+            );
+            assert!(e.line >= 4, "{e}");
+        }
     }
 
     #[test]
