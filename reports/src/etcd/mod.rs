@@ -5,6 +5,7 @@
 //! derives from the round trips; and verdict lines against the profile.
 //! `infraqual etcd` and the report's etcd section both print from here.
 
+pub mod compare;
 pub mod html;
 pub mod inputs;
 pub mod model;

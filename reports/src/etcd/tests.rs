@@ -330,3 +330,22 @@ fn the_report_section_shows_the_best_placement() {
     html::section(&without_rtt, &Profile::default(), &mut none);
     assert!(none.is_empty());
 }
+
+#[test]
+fn compare_summarises_each_runs_best_placement() {
+    let fast = constant_run(
+        &[("a", 1), ("b", 1), ("c", 1)],
+        &[("a", "b", 1), ("a", "c", 1), ("b", "c", 1)],
+    );
+    let slow = constant_run(
+        &[("a", 9), ("b", 9), ("c", 9)],
+        &[("a", "b", 1), ("a", "c", 1), ("b", "c", 1)],
+    );
+    let opts = crate::compare::CompareOptions::new("fast", "slow");
+    let c = crate::compare::compare(&fast, &slow, &opts);
+    let lines: Vec<&String> = c.summary.iter().filter(|l| l.starts_with("etcd")).collect();
+    assert_eq!(lines.len(), 2, "{:?}", c.summary);
+    assert!(lines[0].contains("in fast:"), "{lines:?}");
+    // max(9, 1 + 9) = 10 ms.
+    assert!(lines[1].contains("p50 10.0 ms"), "{lines:?}");
+}
