@@ -40,6 +40,8 @@ pub enum Command {
     Lab(commands::lab::LabArgs),
     /// Compare two run bundles (or a run against a saved baseline): verdicts with confidence.
     Compare(commands::compare::CompareArgs),
+    /// Predict etcd's put commit latency per placement and leader from a run's fsync and rtt results.
+    Etcd(commands::etcd::EtcdArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => commands::lab::run(&args),
         Command::Run(args) => crate::coordinator::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Etcd(args) => commands::etcd::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

@@ -1,4 +1,5 @@
 pub mod compare;
+pub mod etcd;
 pub mod lab;
 pub mod probe;
 pub mod qualify;

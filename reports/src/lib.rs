@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod charts;
 pub mod compare;
 pub mod error;
+pub mod etcd;
 pub mod export;
 pub mod format;
 pub mod markup;

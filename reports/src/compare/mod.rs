@@ -190,6 +190,10 @@ pub fn compare(a: &RunRecord, b: &RunRecord, opts: &CompareOptions) -> Compariso
         summary: Vec::new(),
     };
     c.summary = summarize(&c);
+    c.summary.extend(crate::etcd::compare::summary_lines(&[
+        (&opts.label_a, a),
+        (&opts.label_b, b),
+    ]));
     c
 }
 

@@ -67,6 +67,7 @@ impl HtmlExporter<'_> {
             self.node(node, &mut h);
         }
         self.probe_sections(run, &mut h);
+        crate::etcd::html::section(run, &run.profile, &mut h);
         markup::document_end(&mut h);
         h
     }

@@ -1,0 +1,62 @@
+//! `infraqual etcd RUN_DIR [--members a,b,c]`: predicted put commit latency
+//! per placement and leader, the best placement, etcd's timing flags and
+//! verdict lines, from a run's fsync and rtt results. Exit 1 when a verdict
+//! fails, 2 when the run cannot support a prediction.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use infraqual_probes::Status;
+use infraqual_reports::bundle;
+use infraqual_reports::etcd::{self, text, Options};
+
+use crate::exit::Outcome;
+
+#[derive(Args, Debug)]
+pub struct EtcdArgs {
+    /// A run bundle directory (runs/<run_id>) with fsync and rtt results.
+    pub run_dir: PathBuf,
+    /// Predict these members only (node names, comma-separated, at least 3);
+    /// default: every 3- and 5-member placement among the measured nodes.
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    pub members: Option<Vec<String>>,
+    /// Monte Carlo draws per placement and leader.
+    #[arg(long, value_name = "N", default_value_t = etcd::DEFAULT_SAMPLES,
+          value_parser = clap::value_parser!(u32).range(1_000..=1_000_000))]
+    pub samples: u32,
+    /// Seed of the draws (same seed, same figures).
+    #[arg(long, value_name = "N", default_value_t = etcd::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Print the prediction as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &EtcdArgs) -> Result<Outcome> {
+    let record = bundle::load(&args.run_dir)
+        .with_context(|| format!("cannot read run bundle {}", args.run_dir.display()))?;
+    let options = Options {
+        samples: args.samples,
+        seed: args.seed,
+    };
+    let prediction = etcd::predict(&record, args.members.as_deref(), &record.profile, options)
+        .with_context(|| format!("{}: no etcd prediction", args.run_dir.display()))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&prediction).context("encoding the prediction")?
+        );
+    } else {
+        print!("{}", text::render(&prediction));
+    }
+    let failed = prediction
+        .verdicts
+        .iter()
+        .any(|v| v.verdict.status == Status::Fail);
+    Ok(if failed {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Pass
+    })
+}

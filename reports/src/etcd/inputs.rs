@@ -1,0 +1,174 @@
+//! What the commit model reads from a run: each node's fdatasync histogram
+//! (the fsync probe, etcd-wal mode preferred) and each node pair's round
+//! trip (the rtt probe, both directions merged), with the missing pieces
+//! named.
+
+use std::collections::BTreeMap;
+
+use infraqual_probes::rtt::key::RttMetricKey;
+use infraqual_probes::rtt::Kind;
+use infraqual_probes::LatencyHistogram;
+
+use super::EtcdInputError;
+use crate::bundle::RunRecord;
+use crate::regions::kind_label;
+
+/// The fsync probe's mode that emulates etcd's WAL (batched entries into
+/// preallocated segments); fio's recipe is the fallback.
+const WAL_MODE: &str = "etcd-wal";
+const SYNC_METRIC: &str = "fdatasync";
+/// The path etcd's peers talk over: members use the nodes' own addresses.
+const NATIVE_PATH: &str = "native";
+
+/// One node's fdatasync distribution and which fsync mode measured it.
+#[derive(Clone, Debug)]
+pub struct NodeSync {
+    pub hist: LatencyHistogram,
+    pub mode: String,
+}
+
+/// Which rtt measurements stand for a member-to-member round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RttBasis {
+    pub path: String,
+    pub kind: Kind,
+}
+
+impl RttBasis {
+    pub fn describe(&self) -> String {
+        format!("{} path, {}", self.path, kind_label(self.kind))
+    }
+}
+
+/// Everything the model needs, read once from a run.
+#[derive(Clone, Debug)]
+pub struct ModelInputs {
+    /// Nodes with an fdatasync histogram, by name.
+    pub sync: BTreeMap<String, NodeSync>,
+    /// Round trip per unordered node pair (smaller name first), both
+    /// directions merged.
+    pub rtt: BTreeMap<(String, String), LatencyHistogram>,
+    pub basis: RttBasis,
+}
+
+pub fn pair(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+impl ModelInputs {
+    pub fn read(run: &RunRecord) -> Result<Self, EtcdInputError> {
+        let sync = fsync_per_node(run);
+        if sync.is_empty() {
+            return Err(EtcdInputError::NoFsync);
+        }
+        let keys = rtt_histograms(run);
+        let Some(basis) = choose_basis(&keys) else {
+            return Err(EtcdInputError::NoRtt);
+        };
+        let mut rtt: BTreeMap<(String, String), LatencyHistogram> = BTreeMap::new();
+        for (key, hist) in keys {
+            if key.path != basis.path || key.kind != basis.kind || key.source == key.target {
+                continue;
+            }
+            let entry = rtt.entry(pair(&key.source, &key.target)).or_default();
+            // A histogram of another precision is left out rather than
+            // failing the prediction.
+            let _ = entry.merge(&hist);
+        }
+        rtt.retain(|_, h| !h.is_empty());
+        Ok(ModelInputs { sync, rtt, basis })
+    }
+
+    pub fn round_trip(&self, a: &str, b: &str) -> Option<&LatencyHistogram> {
+        self.rtt.get(&pair(a, b))
+    }
+
+    /// Nodes that have both an fdatasync histogram and a round trip to at
+    /// least one other node: the candidates for members.
+    pub fn measured_nodes(&self) -> Vec<String> {
+        self.sync
+            .keys()
+            .filter(|n| self.rtt.keys().any(|(a, b)| (a == *n || b == *n) && a != b))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Per node: the etcd-wal fdatasync histograms merged; fio-etcd's only where
+/// the node has no etcd-wal result.
+fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
+    let mut per_node: BTreeMap<String, (Option<LatencyHistogram>, Option<LatencyHistogram>)> =
+        BTreeMap::new();
+    for (node, r) in run
+        .results()
+        .filter(|(_, r)| r.probe == infraqual_probes::fsync::NAME)
+    {
+        let Some(summary) = r.metrics.get(SYNC_METRIC) else {
+            continue;
+        };
+        let Ok(hist) = summary.histogram() else {
+            continue;
+        };
+        let wal = r.params.get("mode").and_then(|m| m.as_str()) == Some(WAL_MODE);
+        let slots = per_node.entry(node.name.clone()).or_default();
+        let slot = if wal { &mut slots.0 } else { &mut slots.1 };
+        match slot {
+            Some(h) => {
+                let _ = h.merge(&hist);
+            }
+            None => *slot = Some(hist),
+        }
+    }
+    per_node
+        .into_iter()
+        .filter_map(|(name, (wal, other))| {
+            let (hist, mode) = match (wal, other) {
+                (Some(h), _) => (h, WAL_MODE.to_string()),
+                (None, Some(h)) => (h, "fio-etcd".to_string()),
+                (None, None) => return None,
+            };
+            (!hist.is_empty()).then_some((name, NodeSync { hist, mode }))
+        })
+        .collect()
+}
+
+fn rtt_histograms(run: &RunRecord) -> Vec<(RttMetricKey, LatencyHistogram)> {
+    let mut out = Vec::new();
+    for (_, r) in run
+        .results()
+        .filter(|(_, r)| r.probe == infraqual_probes::rtt::NAME)
+    {
+        for (name, summary) in &r.metrics {
+            let (Ok(key), Ok(hist)) = (name.parse::<RttMetricKey>(), summary.histogram()) else {
+                continue;
+            };
+            if !hist.is_empty() {
+                out.push((key, hist));
+            }
+        }
+    }
+    out
+}
+
+/// Raft's messages are requests and replies on open TCP connections, so TCP
+/// request/response first, UDP ping-pong else (a connect is paid once per
+/// connection, never per commit); the native path first, since members talk
+/// over the nodes' own addresses.
+fn choose_basis(keys: &[(RttMetricKey, LatencyHistogram)]) -> Option<RttBasis> {
+    let kind_rank = |k: Kind| match k {
+        Kind::TcpRr => Some(0),
+        Kind::Udp => Some(1),
+        Kind::TcpConnect => None,
+    };
+    keys.iter()
+        .filter_map(|(k, _)| Some(((kind_rank(k.kind)?, k.path != NATIVE_PATH, &k.path), k)))
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, k)| RttBasis {
+            path: k.path.clone(),
+            kind: k.kind,
+        })
+}

@@ -1,0 +1,92 @@
+//! The prediction as the plain text `infraqual etcd` prints.
+
+use std::fmt::Write as _;
+
+use super::{model, Prediction};
+use crate::format;
+
+fn ms(ns: u64) -> String {
+    format::duration_ns(ns as f64)
+}
+
+pub fn render(p: &Prediction) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Predicted put commit latency ({} Monte Carlo draws per placement and leader, seed {:#x};\n\
+         commit = max(leader WAL fdatasync, quorum-th fastest follower round trip + its fdatasync);\n\
+         round trips: {}; fdatasync: each node's fsync histogram)",
+        p.samples, p.seed, p.rtt_source
+    );
+    let _ = writeln!(
+        out,
+        "{:<40} {:<16} {:>10} {:>10}",
+        "members", "leader", "p50", "p99"
+    );
+    for pl in &p.placements {
+        for (i, l) in pl.leaders.iter().enumerate() {
+            let members = if i == 0 {
+                format!(
+                    "{} (quorum {})",
+                    pl.members.join(","),
+                    model::quorum(pl.members.len())
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "{members:<40} {:<16} {:>10} {:>10}",
+                l.leader,
+                ms(l.p50_ns),
+                ms(l.p99_ns)
+            );
+        }
+    }
+    let best = p.best();
+    let lead = best.best_leader();
+    let _ = writeln!(
+        out,
+        "\nbest placement: {} with leader {}: commit p50 {}, p99 {}",
+        best.members.join(","),
+        lead.leader,
+        ms(lead.p50_ns),
+        ms(lead.p99_ns)
+    );
+    for s in &p.member_sync {
+        let _ = writeln!(
+            out,
+            "  {} WAL fdatasync p50 {}, p99 {} (fsync mode {})",
+            s.node,
+            ms(s.p50_ns),
+            ms(s.p99_ns),
+            s.mode
+        );
+    }
+    out.push_str("\ntiming flags for the best placement:\n");
+    for line in p.flags.lines(&p.rtt_source) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push_str("\nverdicts:\n");
+    for v in &p.verdicts {
+        let num = |x: Option<f64>| {
+            x.map(|x| format::value(x, &v.verdict.unit))
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            out,
+            "  {:<5} {} {}: {} (threshold {}){}",
+            v.verdict.status.as_str().to_uppercase(),
+            v.verdict.check,
+            v.subject,
+            num(v.verdict.observed),
+            num(v.verdict.threshold),
+            if v.verdict.note.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", v.verdict.note)
+            }
+        );
+    }
+    out
+}

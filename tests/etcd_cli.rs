@@ -1,0 +1,152 @@
+//! `infraqual etcd` through the real binary on run bundles built from
+//! synthetic histograms (constant delays, so the answers are known): the
+//! prediction, the best placement, the timing flags, the verdict exit
+//! codes, and bad input as exit 2 with one line naming what is missing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_one_line_error, run};
+use infraqual_probes::{LatencyHistogram, ProbeResult, Profile, SCHEMA_VERSION};
+use infraqual_reports::bundle::{NodeRecord, RunRecord, RunVerdict};
+
+const MS: u64 = 1_000_000;
+
+fn constant(ns: u64) -> LatencyHistogram {
+    let mut h = LatencyHistogram::new();
+    for _ in 0..200 {
+        h.record(ns);
+    }
+    h
+}
+
+/// A bundle of nodes with constant fdatasync and constant round trips (ms).
+fn write_bundle(dir: &Path, sync_ms: &[(&str, u64)], rtt_ms: &[(&str, &str, u64)]) {
+    let nodes = sync_ms
+        .iter()
+        .map(|(name, sync)| {
+            let mut results = Vec::new();
+            let mut f = ProbeResult::new(infraqual_probes::fsync::NAME, name);
+            f.param("mode", "etcd-wal");
+            f.metric("fdatasync", &constant(sync * MS), "ns").unwrap();
+            results.push(f);
+            let mut r = ProbeResult::new(infraqual_probes::rtt::NAME, name);
+            for (_, peer, ms) in rtt_ms.iter().filter(|(a, _, _)| a == name) {
+                r.metric(
+                    &format!("{name}->{peer}/native/tcp_rr"),
+                    &constant(ms * MS),
+                    "ns",
+                )
+                .unwrap();
+            }
+            if !r.metrics.is_empty() {
+                results.push(r);
+            }
+            NodeRecord {
+                name: name.to_string(),
+                labels: Default::default(),
+                inventory: None,
+                results,
+                errors: Vec::new(),
+            }
+        })
+        .collect();
+    let record = RunRecord {
+        schema_version: SCHEMA_VERSION,
+        run_id: "etcd-cli".into(),
+        started_at: "2026-12-01T00:00:00Z".into(),
+        finished_at: Some("2026-12-01T00:01:00Z".into()),
+        tool_version: "test".into(),
+        plan: serde_json::json!({"name": "etcd-cli"}),
+        profile: Profile::default(),
+        nodes,
+        verdict: RunVerdict::Pass,
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("run.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+fn oslo_frankfurt(dir: &Path) {
+    write_bundle(
+        dir,
+        &[("oslo-1", 1), ("oslo-2", 2), ("fra-1", 1)],
+        &[
+            ("oslo-1", "oslo-2", 1),
+            ("oslo-1", "fra-1", 26),
+            ("oslo-2", "fra-1", 26),
+        ],
+    );
+}
+
+#[test]
+fn prints_placements_best_leader_flags_and_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    oslo_frankfurt(tmp.path());
+    let r = run(&["etcd", tmp.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // oslo-1 leads: max(1, min(1 + 2, 26 + 1)) = 3 ms; oslo-2 leads:
+    // max(2, 1 + 1) = 2 ms, the best.
+    assert!(
+        r.stdout
+            .contains("best placement: fra-1,oslo-1,oslo-2 with leader oslo-2"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("--heartbeat-interval=100"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("--election-timeout=1000"), "{}", r.stdout);
+    assert!(r.stdout.contains("etcd tuning guide"), "{}", r.stdout);
+    assert!(r.stdout.contains("PASS  etcd.commit.p99"), "{}", r.stdout);
+
+    let j = run(&["etcd", tmp.path().to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["placements"][0]["leaders"][0]["leader"], "oslo-2");
+}
+
+#[test]
+fn a_failing_verdict_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_bundle(
+        tmp.path(),
+        &[("a", 15), ("b", 15), ("c", 15)],
+        &[("a", "b", 1), ("a", "c", 1), ("b", "c", 1)],
+    );
+    let r = run(&["etcd", tmp.path().to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("FAIL  fsync.fdatasync.p99"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    oslo_frankfurt(&dir);
+    let d = dir.to_str().unwrap();
+    assert_one_line_error(
+        &run(&["etcd", d, "--members", "oslo-1,oslo-2,paris-1"]),
+        "member `paris-1` is not a node of this run",
+    );
+    assert_one_line_error(
+        &run(&["etcd", d, "--members", "oslo-1,oslo-2"]),
+        "at least 3 members",
+    );
+
+    let two = tmp.path().join("two");
+    write_bundle(&two, &[("a", 1), ("b", 1)], &[("a", "b", 1)]);
+    assert_one_line_error(&run(&["etcd", two.to_str().unwrap()]), "at least 3 members");
+
+    let no_rtt = tmp.path().join("no-rtt");
+    write_bundle(&no_rtt, &[("a", 1), ("b", 1), ("c", 1)], &[]);
+    assert_one_line_error(&run(&["etcd", no_rtt.to_str().unwrap()]), "no rtt results");
+
+    let missing = tmp.path().join("missing");
+    assert_one_line_error(&run(&["etcd", missing.to_str().unwrap()]), "run.json");
+}
