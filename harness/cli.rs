@@ -40,6 +40,8 @@ pub enum Command {
     Lab(commands::lab::LabArgs),
     /// Compare two run bundles (or a run against a saved baseline): verdicts with confidence.
     Compare(commands::compare::CompareArgs),
+    /// Light, paced probes for hours: an HdrHistogram interval log, then a bundle judged per window.
+    Soak(crate::soak::SoakArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => commands::lab::run(&args),
         Command::Run(args) => crate::coordinator::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Soak(args) => crate::soak::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),
