@@ -243,7 +243,7 @@ fn a_soak_killed_with_kill_9_continues_its_log_when_started_again() {
     let fsync = results.iter().find(|r| r["probe"] == "fsync").unwrap();
     assert_eq!(fsync["facts"]["soak_intervals"], 4);
     assert_eq!(
-        fsync["series"]["soak/fdatasync/p99_ms"]
+        fsync["series"]["interval_p99_ns/fdatasync"]
             .as_array()
             .unwrap()
             .len(),

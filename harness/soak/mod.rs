@@ -236,10 +236,13 @@ fn epoch_seconds(at: SystemTime) -> f64 {
 /// The paced probe runs of one interval.
 fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
     let slice = HumanDuration(schedule.slice).to_string();
-    let mut steps = vec![(
-        infraqual_probes::steal::NAME,
-        json!({ "duration": slice, "interval": "1s" }),
-    )];
+    let mut steal = json!({ "duration": slice, "interval": "1s" });
+    // One busy thread on one CPU keeps the soak light; a neighbour that
+    // takes the host's CPUs shows on every vCPU.
+    if let Some(cpu) = first_allowed_cpu() {
+        steal["cpus"] = json!(cpu.to_string());
+    }
+    let mut steps = vec![(infraqual_probes::steal::NAME, steal)];
     if let Some(dir) = &args.dir {
         steps.push((
             infraqual_probes::fsync::NAME,
@@ -252,6 +255,15 @@ fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
         ));
     }
     steps
+}
+
+/// The lowest CPU this process may run on (`Cpus_allowed_list: 0-1,4`).
+fn first_allowed_cpu() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    list.trim().split([',', '-']).next()?.parse().ok()
 }
 
 /// Moves a slice's histograms, judged checks and timeline numbers into the

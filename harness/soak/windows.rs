@@ -17,6 +17,11 @@ use super::hlog::LogContents;
 /// Per-interval facts kept for the timelines, as `<probe>.<fact>`.
 pub const TIMELINE_FACTS: &[&str] = &["steal.steal_pct", "steal.lost_pct", "steal.throttled_pct"];
 
+/// Series keys of the timelines start with this (`interval_p99_ns/fdatasync`,
+/// `interval_pct/steal`): x is seconds since the soak started, one point per
+/// interval.
+pub const SERIES_PREFIX: &str = "interval_";
+
 /// The suffix of a check judged on its worst window.
 pub const WINDOW_SUFFIX: &str = ".worst_window";
 
@@ -49,9 +54,9 @@ pub fn results(
             let r = by_probe.entry(probe).or_insert_with(|| result_for(probe));
             for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
                 r.series
-                    .entry(format!("soak/{metric}/{label}_ms"))
+                    .entry(format!("{SERIES_PREFIX}{label}_ns/{metric}"))
                     .or_default()
-                    .push((x, hist.value_at_quantile(q) as f64 / 1e6));
+                    .push((x, hist.value_at_quantile(q) as f64));
             }
             merged
                 .entry((probe, metric.to_string()))
@@ -59,17 +64,17 @@ pub fn results(
                 .merge(hist)
                 .context("merging interval histograms")?;
         }
-        for (key, value) in interval.facts.checks.iter().chain(&interval.facts.values) {
-            let Some(probe) = key
-                .split('.')
-                .next()
-                .and_then(|p| p.parse::<ProbeName>().ok())
-            else {
+        for (key, value) in &interval.facts.values {
+            let Some((probe, fact)) = key.split_once('.') else {
                 continue;
             };
+            let Ok(probe) = probe.parse::<ProbeName>() else {
+                continue;
+            };
+            let name = fact.strip_suffix("_pct").unwrap_or(fact);
             let r = by_probe.entry(probe).or_insert_with(|| result_for(probe));
             r.series
-                .entry(format!("soak/{key}"))
+                .entry(format!("{SERIES_PREFIX}pct/{name}"))
                 .or_default()
                 .push((x, *value));
         }
