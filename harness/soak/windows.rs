@@ -104,7 +104,16 @@ fn judge(
     let checks: Vec<String> = log
         .intervals
         .iter()
-        .flat_map(|i| i.facts.checks.keys())
+        .flat_map(|i| {
+            // A timeline value is judged too when the profile names it
+            // (e.g. `steal.throttled_pct` in a profile for quota tests).
+            let judged = i
+                .facts
+                .values
+                .keys()
+                .filter(|k| profile.checks.contains_key(*k));
+            i.facts.checks.keys().chain(judged)
+        })
         .filter(|c| c.starts_with(&prefix))
         .cloned()
         .collect::<std::collections::BTreeSet<_>>()
@@ -116,7 +125,7 @@ fn judge(
             .intervals
             .iter()
             .filter_map(|i| {
-                let v = i.facts.checks.get(&check)?;
+                let v = i.facts.checks.get(&check).or(i.facts.values.get(&check))?;
                 Some((i.facts.start, i.facts.length, *v))
             })
             .collect();
