@@ -260,3 +260,40 @@ fn a_soak_killed_with_kill_9_continues_its_log_when_started_again() {
         ["fsync.fdatasync.p99", "fsync.fdatasync.p99.worst_window"]
     );
 }
+
+#[test]
+fn rtt_to_a_peer_is_logged_per_interval_and_judged_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = agents::Agent::start(dir.path(), "peer-1", &["--echo-port", "0"]);
+    let (status, body) = agents::http(&peer.addr, "GET", "/v1/health", Some(&peer.token), b"");
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let port = health["echo_port"].as_u64().unwrap();
+    let target = format!("peer-1=127.0.0.1:{port}");
+    let r = run_in(
+        &["soak", "--for", "8s", "--every", "4s", "--peer", &target],
+        Some(dir.path()),
+    );
+    assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
+    contract::assert_bundles_under(&dir.path().join("runs"));
+    let log = hlog::read(&dir.path().join("soak.hlog")).unwrap();
+    for interval in &log.intervals {
+        let tags: Vec<&str> = interval.series.iter().map(|(t, _)| t.as_str()).collect();
+        assert!(tags.contains(&"rtt/local->peer-1/native/udp"), "{tags:?}");
+        assert!(
+            tags.contains(&"rtt/local->peer-1/native/tcp_rr"),
+            "{tags:?}"
+        );
+    }
+    assert!(
+        r.stdout.contains("rtt.udp.p99.worst_window"),
+        "{}",
+        r.stdout
+    );
+
+    let bad = run_in(
+        &["soak", "--for", "8s", "--every", "4s", "--peer", "peer-1"],
+        Some(dir.path()),
+    );
+    assert_one_line_error(&bad, "NODE=ADDR:PORT");
+}

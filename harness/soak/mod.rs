@@ -48,6 +48,10 @@ pub struct SoakArgs {
     /// Directory on the disk under test for the fsync slices (no fsync without it).
     #[arg(long, value_name = "PATH")]
     pub dir: Option<PathBuf>,
+    /// A peer's echo responder (`infraqual agent --echo-port`) to measure
+    /// rtt to, as NODE=ADDR:PORT; repeatable.
+    #[arg(long = "peer", value_name = "NODE=ADDR:PORT", value_parser = parse_peer)]
+    pub peers: Vec<Peer>,
     /// The interval log; an existing one is continued, not overwritten.
     #[arg(long, value_name = "FILE", default_value = "soak.hlog")]
     pub log: PathBuf,
@@ -61,6 +65,31 @@ pub struct SoakArgs {
     #[arg(long, default_value = "local")]
     pub node: String,
 }
+
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub node: String,
+    pub addr: std::net::SocketAddr,
+}
+
+fn parse_peer(text: &str) -> Result<Peer, String> {
+    let (node, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NODE=ADDR:PORT"))?;
+    if node.is_empty() || node.contains(['/', ' ', ',']) {
+        return Err(format!("`{node}`: a node name without '/', ',' or spaces"));
+    }
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("`{addr}`: {e} (expected ADDR:PORT)"))?;
+    Ok(Peer {
+        node: node.to_string(),
+        addr,
+    })
+}
+
+/// rtt exchanges per second per peer and kind: a steady trickle.
+pub const RTT_RATE_PER_SEC: u32 = 20;
 
 /// The schedule, checked: exit 2 with one line when it makes no sense.
 pub struct Schedule {
@@ -243,6 +272,26 @@ fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
         steal["cpus"] = json!(cpu.to_string());
     }
     let mut steps = vec![(infraqual_probes::steal::NAME, steal)];
+    if !args.peers.is_empty() {
+        let targets: Vec<Value> = args
+            .peers
+            .iter()
+            .map(|p| json!({ "node": p.node, "address": p.addr.ip(), "port": p.addr.port() }))
+            .collect();
+        steps.push((
+            infraqual_probes::rtt::NAME,
+            json!({
+                "targets": targets,
+                "kinds": ["udp", "tcp_rr"],
+                "rate": RTT_RATE_PER_SEC,
+                // Both kinds to every peer share one slice.
+                "count": (RTT_RATE_PER_SEC as u64 * schedule.slice.as_secs()
+                    / (2 * args.peers.len() as u64))
+                    .max(10),
+                "time_limit": HumanDuration(schedule.slice * 2).to_string(),
+            }),
+        ));
+    }
     if let Some(dir) = &args.dir {
         steps.push((
             infraqual_probes::fsync::NAME,
