@@ -88,6 +88,14 @@ fn soak_args<'a>(disk: &'a Path, for_: &'a str, every: &'a str) -> Vec<String> {
     ]
 }
 
+/// A test's directory and, inside it, the "disk under test" for fsync.
+fn dir_with_disk() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    (dir, disk)
+}
+
 fn work_dirs(disk: &Path) -> Vec<String> {
     std::fs::read_dir(disk)
         .unwrap()
@@ -97,9 +105,7 @@ fn work_dirs(disk: &Path) -> Vec<String> {
 
 #[test]
 fn the_interval_log_reads_back_identically_in_python() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk");
-    std::fs::create_dir(&disk).unwrap();
+    let (dir, disk) = dir_with_disk();
     let args = soak_args(&disk, "8s", "4s");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = run_in(&args, Some(dir.path()));
@@ -183,9 +189,7 @@ fn facts_lines(log: &Path) -> usize {
 
 #[test]
 fn a_soak_killed_with_kill_9_continues_its_log_when_started_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk");
-    std::fs::create_dir(&disk).unwrap();
+    let (dir, disk) = dir_with_disk();
     let args = soak_args(&disk, "16s", "4s");
     let log = dir.path().join("soak.hlog");
     let mut first = infraqual()

@@ -161,11 +161,7 @@ pub fn run(args: &SoakArgs) -> Result<Outcome> {
             HumanDuration(Duration::from_secs(owed.as_secs()))
         );
     }
-    // Wall-clock anchor of this process on the log's time axis; later stamps
-    // add monotonic time to it, so a clock step does not bend the timeline,
-    // and never go back before the log's end.
-    let wall_now = epoch_seconds(SystemTime::now()) - before.start_time;
-    let anchor_log = wall_now.max(before.end());
+    let anchor_log = resume_stamp(epoch_seconds(SystemTime::now()), &before);
     let anchor = Instant::now();
     let mut measured = Duration::ZERO;
     while measured + schedule.every / 2 <= owed && !ctx.cancel.is_cancelled() {
@@ -254,6 +250,15 @@ fn sweep_dead_fsync_dirs(dir: &std::path::Path) {
             }
         }
     }
+}
+
+/// Where this process starts on the log's time axis: wall-clock seconds
+/// since the log's StartTime, but never before the log's end, so a clock set
+/// back between two runs cannot make intervals overlap. Later stamps add
+/// monotonic time to it, so a clock step during a run does not bend the
+/// timeline either.
+fn resume_stamp(wall_now: f64, log: &hlog::LogContents) -> f64 {
+    (wall_now - log.start_time).max(log.end())
 }
 
 fn epoch_seconds(at: SystemTime) -> f64 {
@@ -346,4 +351,50 @@ fn collect(
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hlog::{Interval, IntervalFacts, LogContents};
+    use super::*;
+
+    fn log_ending_at(start_time: f64, end: f64) -> LogContents {
+        LogContents {
+            start_time,
+            intervals: vec![Interval {
+                facts: IntervalFacts {
+                    start: end - 300.0,
+                    length: 300.0,
+                    ..Default::default()
+                },
+                series: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_restart_stamps_from_the_wall_clock_but_never_before_the_logs_end() {
+        let log = log_ending_at(1_000.0, 600.0);
+        assert_eq!(
+            resume_stamp(5_000.0, &log),
+            4_000.0,
+            "the gap while dead shows"
+        );
+        assert_eq!(
+            resume_stamp(1_200.0, &log),
+            600.0,
+            "a clock set back does not overlap earlier intervals"
+        );
+        assert_eq!(resume_stamp(0.0, &log), 600.0, "nor one before the epoch");
+    }
+
+    #[test]
+    fn schedules_slice_a_quarter_of_the_interval_within_bounds() {
+        let s = Schedule::new(Duration::from_secs(86_400), Duration::from_secs(300)).unwrap();
+        assert_eq!(s.slice, Duration::from_secs(30));
+        let s = Schedule::new(Duration::from_secs(24), Duration::from_secs(4)).unwrap();
+        assert_eq!(s.slice, Duration::from_secs(1));
+        let s = Schedule::new(Duration::from_secs(60), Duration::from_secs(10)).unwrap();
+        assert_eq!(s.slice, Duration::from_secs(2), "whole seconds");
+    }
 }
