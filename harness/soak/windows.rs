@@ -85,10 +85,60 @@ pub fn results(
         }
     }
     let window = HumanDuration(every).to_string();
+    let covers_a_day = log.end() - log.intervals.first().map_or(0.0, |i| i.facts.start) >= DAY;
     for r in by_probe.values_mut() {
         judge(r, log, profile, &merged, &window);
+        if covers_a_day {
+            let hours = by_hour_utc(log, r.probe)?;
+            r.fact("by_hour_utc", hours);
+        }
     }
     Ok(by_probe.into_values().collect())
+}
+
+const DAY: f64 = 86_400.0;
+
+/// The time-of-day view of a soak that covers a day: per UTC hour, the p99
+/// of each metric over the intervals that started in that hour (merged, not
+/// averaged) and the mean of each timeline value.
+fn by_hour_utc(log: &LogContents, probe: ProbeName) -> Result<serde_json::Value> {
+    let mut hists: BTreeMap<(u32, String), LatencyHistogram> = BTreeMap::new();
+    let mut values: BTreeMap<(u32, String), (f64, u32)> = BTreeMap::new();
+    let prefix = format!("{probe}/");
+    let fact_prefix = format!("{probe}.");
+    for interval in &log.intervals {
+        let hour = (((log.start_time + interval.facts.start) / 3600.0).floor() as i64)
+            .rem_euclid(24) as u32;
+        for (tag, hist) in &interval.series {
+            if let Some(metric) = tag.strip_prefix(&prefix) {
+                hists
+                    .entry((hour, metric.to_string()))
+                    .or_default()
+                    .merge(hist)
+                    .context("merging interval histograms")?;
+            }
+        }
+        for (key, value) in &interval.facts.values {
+            if let Some(fact) = key.strip_prefix(&fact_prefix) {
+                let e = values.entry((hour, fact.to_string())).or_default();
+                e.0 += value;
+                e.1 += 1;
+            }
+        }
+    }
+    let mut out: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for ((hour, metric), hist) in &hists {
+        out.entry(format!("{hour:02}")).or_default().insert(
+            format!("{metric}_p99_ns"),
+            json!(hist.value_at_quantile(0.99)),
+        );
+    }
+    for ((hour, fact), (sum, n)) in &values {
+        out.entry(format!("{hour:02}"))
+            .or_default()
+            .insert(fact.clone(), json!(round3(sum / f64::from(*n))));
+    }
+    Ok(json!(out))
 }
 
 /// Overall verdicts (p99 of the merged histogram; steal as the time-weighted
@@ -178,4 +228,93 @@ fn overall_value(
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hlog::{Interval, IntervalFacts};
+    use super::*;
+
+    /// 100 syncs at 1 ms, of which `slow` at 20 ms.
+    fn interval(start: f64, length: f64, slow: u64) -> Interval {
+        let mut hist = LatencyHistogram::new();
+        for i in 0..100 {
+            hist.record(if i < slow { 20_000_000 } else { 1_000_000 });
+        }
+        let mut facts = IntervalFacts {
+            start,
+            length,
+            ..Default::default()
+        };
+        facts.checks.insert(
+            "fsync.fdatasync.p99".into(),
+            hist.value_at_quantile(0.99) as f64,
+        );
+        facts.values.insert("steal.throttled_pct".into(), 0.0);
+        Interval {
+            facts,
+            series: vec![("fsync/fdatasync".into(), hist)],
+        }
+    }
+
+    /// A day in hourly intervals from midnight UTC; at 03:00 one sync in ten
+    /// is slow, 0.4 % of the day's.
+    fn day() -> LogContents {
+        LogContents {
+            start_time: 1_796_083_200.0,
+            intervals: (0..24)
+                .map(|h| interval(f64::from(h) * 3600.0, 3600.0, if h == 3 { 10 } else { 0 }))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_bad_window_fails_its_window_verdict_while_the_whole_passes() {
+        let profile = Profile::builtin("etcd").unwrap();
+        let results = results(&day(), "n", &profile, Duration::from_secs(3600)).unwrap();
+        let fsync = results
+            .iter()
+            .find(|r| r.probe == infraqual_probes::fsync::NAME)
+            .unwrap();
+        let status = |check: &str| {
+            fsync
+                .verdicts
+                .iter()
+                .find(|v| v.check == check)
+                .unwrap()
+                .status
+        };
+        assert_eq!(
+            status("fsync.fdatasync.p99"),
+            infraqual_probes::Status::Pass
+        );
+        assert_eq!(
+            status("fsync.fdatasync.p99.worst_window"),
+            infraqual_probes::Status::Fail
+        );
+        assert_eq!(
+            fsync.facts["worst_window"]["fsync.fdatasync.p99"]["start_seconds"],
+            10_800.0
+        );
+        assert_eq!(fsync.series["interval_p99_ns/fdatasync"].len(), 24);
+    }
+
+    #[test]
+    fn a_day_gets_a_time_of_day_view_and_a_shorter_soak_does_not() {
+        let profile = Profile::builtin("etcd").unwrap();
+        let all = results(&day(), "n", &profile, Duration::from_secs(3600)).unwrap();
+        let fsync = all
+            .iter()
+            .find(|r| r.probe == infraqual_probes::fsync::NAME)
+            .unwrap();
+        let hours = fsync.facts["by_hour_utc"].as_object().unwrap();
+        assert_eq!(hours.len(), 24);
+        let p99 = |h: &str| hours[h]["fdatasync_p99_ns"].as_u64().unwrap();
+        assert!(p99("03") > 19_000_000 && p99("04") < 1_100_000, "{hours:?}");
+
+        let mut short = day();
+        short.intervals.truncate(12);
+        let all = results(&short, "n", &profile, Duration::from_secs(3600)).unwrap();
+        assert!(all.iter().all(|r| !r.facts.contains_key("by_hour_utc")));
+    }
 }
