@@ -28,6 +28,10 @@ fn bad_schedules_exit_2_with_one_line() {
             vec!["--for", "10m", "--every", "20m"],
             "--every 20m is longer than --for 10m",
         ),
+        (
+            vec!["--for", "7days", "--every", "10s"],
+            "would log 60480 intervals, at most 20000",
+        ),
         (vec!["--for", "soon"], "soon"),
         (vec!["--every", "5m"], "required arguments"),
     ] {

@@ -30,6 +30,9 @@ use hlog::{HlogWriter, IntervalFacts};
 const MIN_EVERY: Duration = Duration::from_secs(4);
 const MAX_EVERY: Duration = Duration::from_secs(3600);
 const MAX_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Bounds the log (about 8 KB per interval with steal and fsync, so at most
+/// some 160 MB): a day at 5 s intervals fits, a week needs 31 s or more.
+const MAX_INTERVALS: u64 = 20_000;
 /// A slice of each interval per probe: a quarter, at most 30 s, so that the
 /// soak stays light and the probes never overlap.
 const MAX_SLICE: Duration = Duration::from_secs(30);
@@ -119,6 +122,15 @@ impl Schedule {
         if every > total {
             bail!(
                 "--every {} is longer than --for {}",
+                HumanDuration(every),
+                HumanDuration(total)
+            );
+        }
+        let intervals = total.as_secs() / every.as_secs().max(1);
+        if intervals > MAX_INTERVALS {
+            bail!(
+                "--every {}: --for {} would log {intervals} intervals, at most {MAX_INTERVALS} \
+                 (about 8 KB each); use a longer --every",
                 HumanDuration(every),
                 HumanDuration(total)
             );
