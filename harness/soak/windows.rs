@@ -58,11 +58,7 @@ pub fn results(
                     .or_default()
                     .push((x, hist.value_at_quantile(q) as f64));
             }
-            merged
-                .entry((probe, metric.to_string()))
-                .or_default()
-                .merge(hist)
-                .context("merging interval histograms")?;
+            merge_into(&mut merged, (probe, metric.to_string()), hist)?;
         }
         for (key, value) in &interval.facts.values {
             let Some((probe, fact)) = key.split_once('.') else {
@@ -98,6 +94,17 @@ pub fn results(
 
 const DAY: f64 = 86_400.0;
 
+fn merge_into<K: Ord>(
+    map: &mut BTreeMap<K, LatencyHistogram>,
+    key: K,
+    hist: &LatencyHistogram,
+) -> Result<()> {
+    map.entry(key)
+        .or_default()
+        .merge(hist)
+        .context("merging interval histograms")
+}
+
 /// The time-of-day view of a soak that covers a day: per UTC hour, the p99
 /// of each metric over the intervals that started in that hour (merged, not
 /// averaged) and the mean of each timeline value.
@@ -111,11 +118,7 @@ fn by_hour_utc(log: &LogContents, probe: ProbeName) -> Result<serde_json::Value>
             .rem_euclid(24) as u32;
         for (tag, hist) in &interval.series {
             if let Some(metric) = tag.strip_prefix(&prefix) {
-                hists
-                    .entry((hour, metric.to_string()))
-                    .or_default()
-                    .merge(hist)
-                    .context("merging interval histograms")?;
+                merge_into(&mut hists, (hour, metric.to_string()), hist)?;
             }
         }
         for (key, value) in &interval.facts.values {
@@ -268,14 +271,18 @@ mod tests {
         }
     }
 
+    fn fsync_result(log: &LogContents) -> ProbeResult {
+        let profile = Profile::builtin("etcd").unwrap();
+        results(log, "n", &profile, Duration::from_secs(3600))
+            .unwrap()
+            .into_iter()
+            .find(|r| r.probe == infraqual_probes::fsync::NAME)
+            .unwrap()
+    }
+
     #[test]
     fn one_bad_window_fails_its_window_verdict_while_the_whole_passes() {
-        let profile = Profile::builtin("etcd").unwrap();
-        let results = results(&day(), "n", &profile, Duration::from_secs(3600)).unwrap();
-        let fsync = results
-            .iter()
-            .find(|r| r.probe == infraqual_probes::fsync::NAME)
-            .unwrap();
+        let fsync = fsync_result(&day());
         let status = |check: &str| {
             fsync
                 .verdicts
@@ -302,11 +309,7 @@ mod tests {
     #[test]
     fn a_day_gets_a_time_of_day_view_and_a_shorter_soak_does_not() {
         let profile = Profile::builtin("etcd").unwrap();
-        let all = results(&day(), "n", &profile, Duration::from_secs(3600)).unwrap();
-        let fsync = all
-            .iter()
-            .find(|r| r.probe == infraqual_probes::fsync::NAME)
-            .unwrap();
+        let fsync = fsync_result(&day());
         let hours = fsync.facts["by_hour_utc"].as_object().unwrap();
         assert_eq!(hours.len(), 24);
         let p99 = |h: &str| hours[h]["fdatasync_p99_ns"].as_u64().unwrap();
