@@ -42,6 +42,8 @@ pub enum Command {
     Compare(commands::compare::CompareArgs),
     /// Predict etcd's put commit latency per placement and leader from a run's fsync and rtt results.
     Etcd(commands::etcd::EtcdArgs),
+    /// Light, paced probes for hours: an HdrHistogram interval log, then a bundle judged per window.
+    Soak(crate::soak::SoakArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => crate::coordinator::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
         Command::Etcd(args) => commands::etcd::run(&args),
+        Command::Soak(args) => crate::soak::run(&args),
     };
     match outcome {
         Ok(outcome) => outcome.into(),

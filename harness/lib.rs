@@ -17,4 +17,5 @@ pub mod lab;
 pub mod probe_args;
 pub mod progress;
 pub mod signals;
+pub mod soak;
 pub mod table;

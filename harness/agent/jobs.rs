@@ -12,6 +12,8 @@ use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResu
 
 use crate::api::{JobRequest, JobState, JobStatus};
 
+use super::totals::Totals;
+
 /// Finished jobs nobody fetched are forgotten after this long.
 const FINISHED_TTL: Duration = Duration::from_secs(300);
 /// Bound on remembered jobs, so a misbehaving client cannot grow memory.
@@ -49,6 +51,8 @@ struct Table {
     next_id: u64,
     /// Newest result per probe, for /metrics.
     latest: BTreeMap<ProbeName, ProbeResult>,
+    /// Every finished job folded in, for /metrics' histograms and counters.
+    totals: Totals,
 }
 
 #[derive(Clone)]
@@ -197,7 +201,18 @@ impl Jobs {
                 }
             }
         }
+        if let Some((probe, state)) = table.jobs.get(id).map(|j| (j.probe, j.state)) {
+            let outcome = match state {
+                JobState::Done => "done",
+                JobState::Cancelled => "cancelled",
+                JobState::Running | JobState::Failed => "failed",
+            };
+            table.totals.record_outcome(probe, outcome);
+        }
         if let Some(result) = latest {
+            for problem in table.totals.record_result(&result) {
+                tracing::warn!("/metrics skips a histogram: {problem}");
+            }
             table.latest.insert(result.probe, result);
         }
     }
@@ -274,6 +289,10 @@ impl Jobs {
             *counts.entry(key).or_insert(0) += 1;
         }
         counts
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.lock().totals.clone()
     }
 
     pub fn latest(&self) -> Vec<ProbeResult> {

@@ -2,10 +2,12 @@
 //! over HTTP/1.1 (optionally TLS), one job per probe run.
 
 mod auth;
+mod buckets;
 mod http;
 mod jobs;
 mod metrics;
 mod tls;
+mod totals;
 
 pub use auth::{generate as generate_token, Token};
 pub use tls::client_config as tls_client_config;

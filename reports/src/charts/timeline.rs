@@ -34,7 +34,7 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             let references = references_for(profile, probe, &group);
             Chart {
                 id: slug(&format!("{probe}-timeline-{group}")),
-                title: format!("{probe}: {} per second", group.replace('_', " ")),
+                title: title(probe, &group),
                 probe: probe.to_string(),
                 kind: ChartKind::Timeline {
                     y_label: y_label(&group),
@@ -44,6 +44,15 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             }
         })
         .collect()
+}
+
+/// Soak timelines (`interval_*` groups) have a point per interval, the
+/// probes' own a point per second.
+fn title(probe: &str, group: &str) -> String {
+    match group.strip_prefix("interval_") {
+        Some(rest) => format!("{probe}: {} per soak interval", rest.replace('_', " ")),
+        None => format!("{probe}: {} per second", group.replace('_', " ")),
+    }
 }
 
 /// Units are read from the key's suffix (`_ns`, `_pct`).
