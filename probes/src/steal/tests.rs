@@ -349,7 +349,12 @@ fn cpu_quota_of_30_percent_reads_back_as_70_percent_lost() {
         (67.0..=80.0).contains(&lost),
         "lost {lost} % (expected 70, up to 80 under competition)"
     );
-    assert!(throttled >= 30.0, "throttled {throttled} %");
+    // How the loss splits depends on the competition: alone, the quota
+    // throttles the probe for 70 % of the time; with busy neighbours the
+    // probe waits for the CPU first and uses less of its quota (seen: 11 %
+    // throttled, 59 % guest wait while four builds ran). Throttling is seen
+    // at all, and the two together explain the loss.
+    assert!(throttled > 5.0, "throttled {throttled} %");
     assert!(
         (throttled + guest - lost).abs() < 5.0,
         "wait {throttled} + {guest} vs lost {lost}"
