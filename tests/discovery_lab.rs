@@ -1,0 +1,332 @@
+//! `[discover]` on the lab (root: network namespaces): per node a pod-network
+//! and a hostNetwork-style agent inside the node's pod namespace, headless
+//! names served by dnsmasq on a lab address, the coordinator inside a pod
+//! namespace. The bundle must hold the same nodes, paths and rtt metrics as
+//! the lab's static plan, and the host's firewall must be untouched. Bad
+//! `[discover]` names exit 2 naming key, file, line and column.
+
+mod common;
+mod contract;
+
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use infraqual::lab::{self, LabGuard, LabSpec};
+use infraqual_probes::require_caps;
+use serde_json::Value;
+
+const LAB_ECHO_PORT: u16 = 7071;
+const POD_API: u16 = 7170;
+const HOST_API: u16 = 7171;
+const POD_ECHO: u16 = 7172;
+const HOST_ECHO: u16 = 7173;
+const DNS_DOMAIN: &str = "iq.test";
+
+/// Processes this test started; killed when it ends, also on a panic. A
+/// killed test runner takes them along (PR_SET_PDEATHSIG).
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn in_netns(ns: &str, program: &Path, args: &[String], log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe and touches only this process.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+fn wait_for_file(path: &Path, log: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared; log:\n{}",
+            path.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn firewall() -> (String, String) {
+    let iptables = Command::new("iptables-save").output().unwrap();
+    let nft = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    // Comments carry timestamps, chain headers packet counters.
+    let iptables = String::from_utf8_lossy(&iptables.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (iptables, String::from_utf8_lossy(&nft.stdout).into_owned())
+}
+
+/// Node names, and per node the probes and the rtt metric names.
+fn shape(run_json: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for node in run_json["nodes"].as_array().unwrap() {
+        let name = node["name"].as_str().unwrap();
+        out.insert(format!("node {name}"));
+        for r in node["results"].as_array().unwrap() {
+            let probe = r["probe"].as_str().unwrap();
+            out.insert(format!("{name} {probe}"));
+            if probe == "rtt" {
+                for key in r["metrics"].as_object().unwrap().keys() {
+                    out.insert(format!("{name} rtt {key}"));
+                }
+            }
+        }
+        assert!(
+            node["errors"].as_array().unwrap().is_empty(),
+            "{name}: {}",
+            node["errors"]
+        );
+    }
+    out
+}
+
+/// Fields drop in order: the processes go before their namespaces.
+struct DiscoveryLab {
+    _processes: Children,
+    lab: LabGuard,
+    dir: tempfile::TempDir,
+    dns: String,
+}
+
+impl DiscoveryLab {
+    fn start() -> DiscoveryLab {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = LabSpec {
+            nodes: 2,
+            regions: Vec::new(),
+            fault: None,
+            base: dir.path().join("labs"),
+            agents: true,
+            exe: PathBuf::from(env!("CARGO_BIN_EXE_infraqual")),
+            echo_port: LAB_ECHO_PORT,
+        };
+        let lab = LabGuard(lab::up(&spec).unwrap());
+        let exe = Path::new(env!("CARGO_BIN_EXE_infraqual"));
+        let token = dir.path().join("agents.token");
+        std::fs::write(&token, "discovery-test-token-0123456789abcdef\n").unwrap();
+        let mut children = Children(Vec::new());
+        let mut hosts = String::new();
+        for node in &lab.0.state.nodes {
+            // The pod's agent on the overlay address, the "hostNetwork"
+            // agent on the native one; both in the node's pod namespace.
+            for (role, api, echo, pod_ip) in [
+                ("pod", POD_API, POD_ECHO, &node.overlay),
+                ("host", HOST_API, HOST_ECHO, &node.native),
+            ] {
+                let ready = dir.path().join(format!("{}-{role}.addr", node.name));
+                let log = dir.path().join(format!("{}-{role}.log", node.name));
+                let args: Vec<String> = [
+                    "agent",
+                    "--listen",
+                    &format!("0.0.0.0:{api}"),
+                    "--token-file",
+                    token.to_str().unwrap(),
+                    "--echo-port",
+                    &echo.to_string(),
+                    "--node",
+                    &node.name,
+                    "--pod-ip",
+                    pod_ip,
+                    "--host-ip",
+                    &node.native,
+                    "--label",
+                    &format!("network={role}"),
+                    "--ready-file",
+                    ready.to_str().unwrap(),
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect();
+                children.0.push(in_netns(&node.pod_netns, exe, &args, &log));
+                wait_for_file(&ready, &log);
+            }
+            hosts.push_str(&format!("{} agent.{DNS_DOMAIN}\n", node.overlay));
+            hosts.push_str(&format!("{} agent-host.{DNS_DOMAIN}\n", node.native));
+        }
+        let hosts_file = dir.path().join("hosts");
+        std::fs::write(&hosts_file, hosts).unwrap();
+        let first = &lab.0.state.nodes[0];
+        let dns = first.overlay.clone();
+        let log = dir.path().join("dnsmasq.log");
+        let args: Vec<String> = vec![
+            "--keep-in-foreground".into(),
+            "--conf-file=/dev/null".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            // Authoritative for the test's domain: unknown names get NXDOMAIN.
+            format!("--local=/{DNS_DOMAIN}/"),
+            "--bind-interfaces".into(),
+            format!("--listen-address={dns}"),
+            format!("--addn-hosts={}", hosts_file.display()),
+            // A name with only an AAAA record: it exists, but has no A.
+            format!("--host-record=v6only.{DNS_DOMAIN},2001:db8::1"),
+            format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
+            "--user=root".into(),
+            "--log-facility=-".into(),
+        ];
+        children.0.push(in_netns(
+            &first.pod_netns,
+            Path::new("/usr/sbin/dnsmasq"),
+            &args,
+            &log,
+        ));
+        wait_for_file(&dir.path().join("dnsmasq.pid"), &log);
+        DiscoveryLab {
+            _processes: children,
+            lab,
+            dir,
+            dns,
+        }
+    }
+
+    fn plan(&self, services: &str) -> PathBuf {
+        let text = format!(
+            "name = \"discovered\"\n\n[discover]\ntoken_file = \"agents.token\"\ndns_server = \"{dns}\"\n{services}\n\
+             [probes.inventory]\n\n[probes.rtt]\npaths = [\"native\", \"overlay\"]\ncount = 200\n",
+            dns = self.dns
+        );
+        let path = self.dir.path().join("discover.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `infraqual run` inside the first pod namespace (lab addresses are
+    /// reachable only there).
+    fn run_inside(&self, plan: &Path, out: &Path) -> common::Run {
+        let ns = &self.lab.0.state.nodes[0].pod_netns;
+        let output = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_infraqual"), "run"])
+            .arg(plan)
+            .arg("--out")
+            .arg(out)
+            .env_remove("INFRAQUAL_LOG")
+            .output()
+            .unwrap();
+        common::Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn service(name: &str, port: u16, path: &str) -> String {
+    format!("\n[[discover.services]]\nname = \"{name}\"\nport = {port}\npath = \"{path}\"\n")
+}
+
+#[test]
+fn a_discover_plan_finds_what_the_static_plan_lists() {
+    require_caps!(NetAdmin, SysAdmin);
+    let before = firewall();
+    let lab = DiscoveryLab::start();
+
+    let static_plan = lab.lab.0.state.plan.clone().unwrap();
+    let text = std::fs::read_to_string(&static_plan)
+        .unwrap()
+        .replace("count = 1000", "count = 200")
+        .replace("\n[probes.mtu]\n", "\n");
+    std::fs::write(&static_plan, text).unwrap();
+    let static_out = lab.dir.path().join("static");
+    let run = common::run(&[
+        "run",
+        static_plan.to_str().unwrap(),
+        "--out",
+        static_out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let static_json = contract::assert_run_json(&common::only_bundle(&static_out).join("run.json"));
+
+    let plan = lab.plan(&format!(
+        "{}{}",
+        service(&format!("agent.{DNS_DOMAIN}"), POD_API, "overlay"),
+        service(&format!("agent-host.{DNS_DOMAIN}"), HOST_API, "native"),
+    ));
+    let out = lab.dir.path().join("discovered");
+    let run = lab.run_inside(&plan, &out);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let bundle = common::only_bundle(&out);
+    let found = contract::assert_run_json(&bundle.join("run.json"));
+
+    assert_eq!(shape(&found), shape(&static_json));
+    // Each node's jobs ran on its "hostNetwork" agent, labels came along.
+    for node in found["nodes"].as_array().unwrap() {
+        assert_eq!(node["labels"]["network"], "host", "{}", node["labels"]);
+    }
+    let discovered_agents = &found["plan"]["agents"];
+    for agent in discovered_agents.as_array().unwrap() {
+        let url = agent["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!(":{HOST_API}/")), "{url}");
+        assert!(agent["addresses"]["overlay"]
+            .as_str()
+            .unwrap()
+            .ends_with(".1"));
+        assert!(agent["addresses"]["native"]
+            .as_str()
+            .unwrap()
+            .ends_with(".129"));
+    }
+    drop(lab);
+    assert_eq!(
+        firewall(),
+        before,
+        "the host's iptables or nft ruleset changed"
+    );
+}
+
+#[test]
+fn bad_discover_names_exit_2_naming_key_file_line_and_column() {
+    require_caps!(NetAdmin, SysAdmin);
+    let lab = DiscoveryLab::start();
+    let out = lab.dir.path().join("runs");
+    for (name, expected) in [
+        ("missing", "does not resolve"),
+        ("v6only", "resolves to no address"),
+    ] {
+        let plan = lab.plan(&service(
+            &format!("{name}.{DNS_DOMAIN}"),
+            POD_API,
+            "overlay",
+        ));
+        let run = lab.run_inside(&plan, &out);
+        assert_eq!(run.code, 2, "{name}: {}\n{}", run.stdout, run.stderr);
+        let line = run.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        // The `name` value of the service: line 8, column 8.
+        let at = format!("{}:8:8: name", plan.display());
+        assert!(line.contains(&at), "{name}: {line} lacks {at}");
+        assert!(line.contains(expected), "{name}: {line}");
+    }
+    assert!(!out.exists(), "a bundle was written for a plan that failed");
+}
