@@ -112,17 +112,70 @@ fn shape(run_json: &Value) -> BTreeSet<String> {
     out
 }
 
+/// How the agents run: as processes, or as containers of the agent image
+/// with the pod namespace as their network (the container is the pod).
+#[derive(Clone, Copy, PartialEq)]
+enum Launch {
+    Process,
+    Podman,
+}
+
+const IMAGE: &str = concat!("localhost/infraqual-agent:", env!("CARGO_PKG_VERSION"));
+/// Containers are named after their lab, so a crashed run's are found.
+const CONTAINER_PREFIX: &str = "iqdisc-";
+
+fn podman() -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env(
+        "CONTAINERS_CONF",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/podman/containers.conf"),
+    );
+    cmd
+}
+
+/// Removes containers of labs that no longer exist (a crashed run's).
+fn sweep_containers() {
+    let out = podman()
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = name.strip_prefix(CONTAINER_PREFIX) else {
+            continue;
+        };
+        let lab_id = rest.split('-').next().unwrap_or_default();
+        if !Path::new(&format!("/run/netns/iq-{lab_id}-p1")).exists() {
+            let _ = podman().args(["rm", "-f", "-t", "0", name]).output();
+        }
+    }
+}
+
+/// Containers this test started, removed when it ends.
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = podman().args(["rm", "-f", "-t", "0", name]).output();
+        }
+    }
+}
+
 /// Fields drop in order: the processes go before their namespaces.
 struct DiscoveryLab {
     _processes: Children,
+    _containers: Containers,
     lab: LabGuard,
     dir: tempfile::TempDir,
     dns: String,
 }
 
 impl DiscoveryLab {
-    fn start() -> DiscoveryLab {
+    fn start(launch: Launch) -> DiscoveryLab {
         let dir = tempfile::tempdir().unwrap();
+        if launch == Launch::Podman {
+            sweep_containers();
+        }
         let spec = LabSpec {
             nodes: 2,
             regions: Vec::new(),
@@ -136,7 +189,15 @@ impl DiscoveryLab {
         let exe = Path::new(env!("CARGO_BIN_EXE_infraqual"));
         let token = dir.path().join("agents.token");
         std::fs::write(&token, "discovery-test-token-0123456789abcdef\n").unwrap();
+        // What containers see as /share: the token and their ready files;
+        // the image runs as nobody.
+        let share = dir.path().join("share");
+        std::fs::create_dir(&share).unwrap();
+        std::fs::set_permissions(&share, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::fs::copy(&token, share.join("agents.token")).unwrap();
         let mut children = Children(Vec::new());
+        let mut containers = Containers(Vec::new());
         let mut hosts = String::new();
         for node in &lab.0.state.nodes {
             // The pod's agent on the overlay address, the "hostNetwork"
@@ -145,14 +206,21 @@ impl DiscoveryLab {
                 ("pod", POD_API, POD_ECHO, &node.overlay),
                 ("host", HOST_API, HOST_ECHO, &node.native),
             ] {
-                let ready = dir.path().join(format!("{}-{role}.addr", node.name));
+                let ready = share.join(format!("{}-{role}.addr", node.name));
                 let log = dir.path().join(format!("{}-{role}.log", node.name));
+                let (token_arg, ready_arg) = match launch {
+                    Launch::Process => (token.display().to_string(), ready.display().to_string()),
+                    Launch::Podman => (
+                        "/share/agents.token".to_string(),
+                        format!("/share/{}-{role}.addr", node.name),
+                    ),
+                };
                 let args: Vec<String> = [
                     "agent",
                     "--listen",
                     &format!("0.0.0.0:{api}"),
                     "--token-file",
-                    token.to_str().unwrap(),
+                    &token_arg,
                     "--echo-port",
                     &echo.to_string(),
                     "--node",
@@ -164,12 +232,34 @@ impl DiscoveryLab {
                     "--label",
                     &format!("network={role}"),
                     "--ready-file",
-                    ready.to_str().unwrap(),
+                    &ready_arg,
                 ]
                 .into_iter()
                 .map(String::from)
                 .collect();
-                children.0.push(in_netns(&node.pod_netns, exe, &args, &log));
+                match launch {
+                    Launch::Process => children.0.push(in_netns(&node.pod_netns, exe, &args, &log)),
+                    Launch::Podman => {
+                        let name =
+                            format!("{CONTAINER_PREFIX}{}-{}-{role}", lab.0.state.id, node.name);
+                        containers.0.push(name.clone());
+                        let out = podman()
+                            .args(["run", "-d", "--rm", "--name", &name])
+                            .arg(format!("--network=ns:/run/netns/{}", node.pod_netns))
+                            .arg(format!("--volume={}:/share", share.display()))
+                            .arg(IMAGE)
+                            .args(&args)
+                            .output()
+                            .unwrap();
+                        assert!(
+                            out.status.success(),
+                            "podman run: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        let logs = podman().args(["logs", &name]).output().unwrap();
+                        std::fs::write(&log, [logs.stdout, logs.stderr].concat()).unwrap();
+                    }
+                }
                 wait_for_file(&ready, &log);
             }
             hosts.push_str(&format!("{} agent.{DNS_DOMAIN}\n", node.overlay));
@@ -205,6 +295,7 @@ impl DiscoveryLab {
         wait_for_file(&dir.path().join("dnsmasq.pid"), &log);
         DiscoveryLab {
             _processes: children,
+            _containers: containers,
             lab,
             dir,
             dns,
@@ -249,8 +340,34 @@ fn service(name: &str, port: u16, path: &str) -> String {
 #[test]
 fn a_discover_plan_finds_what_the_static_plan_lists() {
     require_caps!(NetAdmin, SysAdmin);
+    discover_like_the_static_plan(Launch::Process);
+}
+
+/// The agent image as podman containers in the pod namespaces. Long: it
+/// builds the images first (scripts/build-image, a release build);
+/// `cargo test --test discovery_lab -- --ignored`.
+#[test]
+#[ignore]
+fn agent_image_containers_are_discovered_like_the_static_plan() {
+    require_caps!(NetAdmin, SysAdmin);
+    let images = tempfile::tempdir().unwrap();
+    let built = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-image"))
+        .arg(images.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "scripts/build-image:\n{}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&built.stdout));
+    discover_like_the_static_plan(Launch::Podman);
+}
+
+fn discover_like_the_static_plan(launch: Launch) {
     let before = firewall();
-    let lab = DiscoveryLab::start();
+    let lab = DiscoveryLab::start(launch);
 
     let static_plan = lab.lab.0.state.plan.clone().unwrap();
     let text = std::fs::read_to_string(&static_plan)
@@ -308,7 +425,7 @@ fn a_discover_plan_finds_what_the_static_plan_lists() {
 #[test]
 fn bad_discover_names_exit_2_naming_key_file_line_and_column() {
     require_caps!(NetAdmin, SysAdmin);
-    let lab = DiscoveryLab::start();
+    let lab = DiscoveryLab::start(Launch::Process);
     let out = lab.dir.path().join("runs");
     for (name, expected) in [
         ("missing", "does not resolve"),
