@@ -447,3 +447,104 @@ fn bad_discover_names_exit_2_naming_key_file_line_and_column() {
     }
     assert!(!out.exists(), "a bundle was written for a plan that failed");
 }
+
+/// The run.json of the one bundle under `out`, once it exists.
+fn read_run_json(out: &Path) -> Option<Value> {
+    let dir = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+#[test]
+fn agents_that_appear_or_vanish_during_a_run_are_reported() {
+    require_caps!(NetAdmin, SysAdmin);
+    let lab = DiscoveryLab::start(Launch::Process);
+    let plan = lab.plan(&format!(
+        "{}{}",
+        service(&format!("agent.{DNS_DOMAIN}"), POD_API, "overlay"),
+        service(&format!("agent-host.{DNS_DOMAIN}"), HOST_API, "native"),
+    ));
+    // A steal phase between inventory and rtt: DNS changes while it runs.
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "[probes.rtt]",
+        "[probes.steal]\nduration = \"5s\"\n\n[probes.rtt]",
+    );
+    std::fs::write(&plan, text).unwrap();
+    let out = lab.dir.path().join("runs");
+    let ns = lab.lab.0.state.nodes[0].pod_netns.clone();
+    let mut run = Children(vec![Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_infraqual"), "run"])
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()]);
+
+    // Once both inventories are in, the look before steal has been taken.
+    let start = Instant::now();
+    loop {
+        let inventories = read_run_json(&out).map_or(0, |v| {
+            v["nodes"].as_array().map_or(0, |n| {
+                n.iter().filter(|n| !n["inventory"].is_null()).count()
+            })
+        });
+        if inventories == 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no inventories");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // node-2's host agent leaves agent-host; a new address joins agent.
+    let node2 = &lab.lab.0.state.nodes[1];
+    let hosts = lab.dir.path().join("hosts");
+    let text = std::fs::read_to_string(&hosts)
+        .unwrap()
+        .replace(&format!("{} agent-host.{DNS_DOMAIN}\n", node2.native), "")
+        + &format!("198.19.99.1 agent.{DNS_DOMAIN}\n");
+    std::fs::write(&hosts, text).unwrap();
+    let pid: i32 = std::fs::read_to_string(lab.dir.path().join("dnsmasq.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill with a pid read from the dnsmasq this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+
+    let status = run.0[0].wait().unwrap();
+    assert_eq!(status.code(), Some(2), "an incomplete run");
+    let v = read_run_json(&out).unwrap();
+    let errors = |node: &str| -> String {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node)
+            .map(|n| n["errors"].to_string())
+            .unwrap_or_default()
+    };
+    let vanished = errors(&node2.name);
+    assert!(
+        vanished.contains(&format!("vanished from `agent-host.{DNS_DOMAIN}`")),
+        "{vanished}"
+    );
+    let appeared = errors("198.19.99.1");
+    assert!(
+        appeared.contains(&format!("appeared in `agent.{DNS_DOMAIN}`")),
+        "{appeared}"
+    );
+    // The other node was measured until then, and its rtt phase says why
+    // it had no peer left.
+    let node1 = &lab.lab.0.state.nodes[0].name;
+    let results = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| &n["name"] == node1)
+        .map(|n| n["results"].to_string())
+        .unwrap();
+    assert!(results.contains("\"probe\":\"steal\""), "{results}");
+    assert!(errors(node1).contains("no targets"), "{}", errors(node1));
+}
