@@ -197,25 +197,17 @@ impl Plan {
                     ))
                 }
             }
-            let token = match &a.token_file {
-                Some(tf) => {
-                    let p = base.join(tf.get_ref());
-                    let t = std::fs::read_to_string(&p)
-                        .map_err(|e| loc.at(tf.span(), format!("{}: {e}", p.display())))?;
-                    Some(t.trim().to_string())
-                }
-                None => None,
-            };
+            let token = a
+                .token_file
+                .as_ref()
+                .map(|tf| read_token(&loc, base, tf))
+                .transpose()?;
             let ca_file = match &a.ca_file {
                 Some(ca) => {
-                    let p = base.join(ca.get_ref());
-                    if !p.is_file() {
-                        return Err(loc.at(ca.span(), format!("{}: no such file", p.display())));
-                    }
                     if url.scheme_str() != Some("https") {
                         return Err(loc.at(ca.span(), "ca_file needs an https:// url"));
                     }
-                    Some(p)
+                    Some(existing_file(&loc, base, ca)?)
                 }
                 None => None,
             };
@@ -295,6 +287,32 @@ impl Plan {
             map.insert("discover".into(), d.as_json());
         }
         plan
+    }
+}
+
+/// A `token_file` value: the file's content, trimmed.
+pub(super) fn read_token(
+    loc: &Locator,
+    base: &Path,
+    file: &Spanned<String>,
+) -> Result<String, PlanError> {
+    let p = base.join(file.get_ref());
+    std::fs::read_to_string(&p)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| loc.at(file.span(), format!("{}: {e}", p.display())))
+}
+
+/// A file a plan names (`ca_file`), relative to the plan.
+pub(super) fn existing_file(
+    loc: &Locator,
+    base: &Path,
+    file: &Spanned<String>,
+) -> Result<PathBuf, PlanError> {
+    let p = base.join(file.get_ref());
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(loc.at(file.span(), format!("{}: no such file", p.display())))
     }
 }
 

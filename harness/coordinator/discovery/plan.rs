@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use toml::Spanned;
 
 use super::dns::Resolver;
-use crate::coordinator::plan::{Locator, PlanError};
+use crate::coordinator::plan::{existing_file, read_token, Locator, PlanError};
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -129,25 +129,16 @@ impl DiscoverPlan {
                 at: PlanSpot::new(loc, s.name.span()),
             });
         }
-        let token = match &d.token_file {
-            Some(tf) => {
-                let p = base.join(tf.get_ref());
-                let t = std::fs::read_to_string(&p)
-                    .map_err(|e| loc.at(tf.span(), format!("{}: {e}", p.display())))?;
-                Some(t.trim().to_string())
-            }
-            None => None,
-        };
-        let ca_file = match &d.ca_file {
-            Some(ca) => {
-                let p = base.join(ca.get_ref());
-                if !p.is_file() {
-                    return Err(loc.at(ca.span(), format!("{}: no such file", p.display())));
-                }
-                Some(p)
-            }
-            None => None,
-        };
+        let token = d
+            .token_file
+            .as_ref()
+            .map(|tf| read_token(loc, base, tf))
+            .transpose()?;
+        let ca_file = d
+            .ca_file
+            .as_ref()
+            .map(|ca| existing_file(loc, base, ca))
+            .transpose()?;
         let (resolver, resolver_at) = match &d.dns_server {
             Some(server) => {
                 let text = server.get_ref();
