@@ -45,6 +45,7 @@ fn main() -> Result<()> {
                 echo_port: None,
                 ready_file: None,
                 profile: "etcd".into(),
+                identity: Default::default(),
             };
             let config = AgentConfig::from_args(&agent_args)?;
             let listener = TcpListener::bind(agent_args.listen).await?;

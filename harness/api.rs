@@ -17,6 +17,15 @@ pub struct Health {
     pub echo_port: Option<u16>,
     /// The network namespace probes run in, if not the agent's own.
     pub netns: Option<String>,
+    /// Who the agent is, for `[discover]`: the pod's and the node's IP as
+    /// the downward API gives them (equal for a hostNetwork pod) and free
+    /// labels. Agents of older builds send none of these.
+    #[serde(default)]
+    pub pod_ip: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub host_ip: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ pub struct AgentState {
     pub profile: Profile,
     pub echo_port: Option<u16>,
     pub netns: Option<String>,
+    pub identity: super::identity::Identity,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -118,6 +119,9 @@ fn health(state: &AgentState) -> Reply {
             probes: registry::names_in_order().map(|p| p.to_string()).collect(),
             echo_port: state.echo_port,
             netns: state.netns.clone(),
+            pod_ip: state.identity.pod_ip,
+            host_ip: state.identity.host_ip,
+            labels: state.identity.labels.clone(),
         },
     )
 }

@@ -4,12 +4,14 @@
 mod auth;
 mod buckets;
 mod http;
+mod identity;
 mod jobs;
 mod metrics;
 mod tls;
 mod totals;
 
 pub use auth::{generate as generate_token, Token};
+pub use identity::IdentityArgs;
 pub use tls::client_config as tls_client_config;
 
 use std::net::SocketAddr;
@@ -50,7 +52,7 @@ pub struct AgentArgs {
     #[arg(long = "allow-dir", value_name = "DIR")]
     pub allow_dirs: Vec<PathBuf>,
     /// Node name reported in results (default: the host name).
-    #[arg(long)]
+    #[arg(long, env = "INFRAQUAL_NODE")]
     pub node: Option<String>,
     /// Run probes inside this network namespace (/run/netns/NAME).
     #[arg(long, value_name = "NAME")]
@@ -65,6 +67,8 @@ pub struct AgentArgs {
     /// Threshold profile for verdicts: a built-in name (etcd) or a TOML file.
     #[arg(long, value_name = "NAME|FILE", default_value = "etcd")]
     pub profile: String,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// Everything the server needs, validated: bad input fails here, before
@@ -107,6 +111,7 @@ impl AgentConfig {
             _ => None,
         };
         let profile = load_profile(&args.profile)?;
+        let identity = identity::Identity::from_args(&args.identity)?;
         let node = args
             .node
             .clone()
@@ -130,6 +135,7 @@ impl AgentConfig {
                 profile,
                 echo_port: echo.as_ref().map(EchoResponder::port),
                 netns: args.netns.clone(),
+                identity,
             },
             tls,
             ready_file: args.ready_file.clone(),

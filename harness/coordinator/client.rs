@@ -434,6 +434,7 @@ mod tests {
             ca_file: None,
             labels: Default::default(),
             addresses: Default::default(),
+            echo_ports: Default::default(),
         })
         .unwrap()
     }

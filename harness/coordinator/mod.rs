@@ -5,6 +5,7 @@
 
 mod client;
 mod collector;
+mod discovery;
 mod job;
 mod peers;
 pub mod plan;
@@ -49,7 +50,20 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         // Bad names fail before anything runs.
         infraqual_reports::baseline::validate_name(name)?;
     }
-    let plan = Plan::load(&args.plan)?;
+    let mut plan = Plan::load(&args.plan)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let found = match &plan.discover {
+        Some(d) => {
+            let found = runtime.block_on(discovery::discover(d))?;
+            plan.agents = found.agents.clone();
+            Some(found)
+        }
+        None => None,
+    };
     let out = args
         .out
         .clone()
@@ -66,16 +80,17 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     for agent in &plan.agents {
         bundle.add_node(&agent.name, agent.labels.clone());
     }
+    let watch = found.map(|found| {
+        for (address, problem) in &found.problems {
+            bundle.push_error(address, None, problem);
+        }
+        tokio::sync::Mutex::new(found.watch)
+    });
     bundle.save()?;
     let dir = bundle.dir().to_path_buf();
     let (events, collector) = Collector::start(bundle);
 
     let cancel = crate::signals::cancel_on_signals();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let orchestra = Orchestra {
         plan: Arc::new(plan),
         clients,
@@ -84,6 +99,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         events,
         cancel,
         progress: MultiProgress::with_draw_target(draw_target()),
+        watch,
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -119,6 +135,9 @@ struct Orchestra {
     events: std::sync::mpsc::Sender<Event>,
     cancel: CancelToken,
     progress: MultiProgress,
+    /// With `[discover]`: what DNS said at the start, looked at again
+    /// before every phase.
+    watch: Option<tokio::sync::Mutex<discovery::Watch>>,
 }
 
 impl Orchestra {
@@ -132,6 +151,7 @@ impl Orchestra {
             if self.cancel.is_cancelled() {
                 break;
             }
+            self.rediscover(*probe).await;
             if probe.descriptor().pairwise {
                 self.pairwise_phase(*probe, params).await;
             } else {
@@ -171,6 +191,41 @@ impl Orchestra {
             probe: probe.map(|p| p.to_string()),
             message,
         });
+    }
+
+    /// Agents that appeared in or vanished from the discovered names since
+    /// the start: the new ones are reported (not measured), nodes with a
+    /// vanished agent are reported and skipped from here on.
+    async fn rediscover(&self, next: ProbeName) {
+        let (Some(watch), Some(d)) = (&self.watch, &self.plan.discover) else {
+            return;
+        };
+        for change in watch.lock().await.look(d).await {
+            match change {
+                discovery::Change::Appeared { member, service } => {
+                    let _ = self.events.send(Event::Error {
+                        node: member.address.to_string(),
+                        probe: None,
+                        message: format!(
+                            "appeared in `{service}` (path {}) after discovery, before the {next} phase: not measured in this run",
+                            member.path
+                        ),
+                    });
+                }
+                discovery::Change::Vanished {
+                    node,
+                    member,
+                    service,
+                } => self.fail_agent(
+                    &node,
+                    Some(next),
+                    format!(
+                        "{} (path {}) vanished from `{service}` before the {next} phase: the node is skipped from here on",
+                        member.address, member.path
+                    ),
+                ),
+            }
+        }
     }
 
     /// Health and version of every agent, all at once.
@@ -338,13 +393,14 @@ impl Orchestra {
             if !chosen.contains(&agent.name.as_str()) {
                 continue;
             }
-            let Some(port) = health.get(&agent.name).and_then(|h| h.echo_port) else {
-                continue;
-            };
+            let own_port = health.get(&agent.name).and_then(|h| h.echo_port);
             for (path, address) in &agent.addresses {
                 if paths.as_ref().is_some_and(|p| !p.contains(path)) {
                     continue;
                 }
+                let Some(port) = agent.echo_ports.get(path).copied().or(own_port) else {
+                    continue;
+                };
                 targets.push(json!({
                     "node": agent.name, "path": path, "address": address.to_string(), "port": port,
                 }));

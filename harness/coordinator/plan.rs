@@ -38,6 +38,8 @@ struct PlanFile {
     #[serde(default)]
     agents: Vec<Spanned<AgentEntry>>,
     #[serde(default)]
+    discover: Option<Spanned<super::discovery::plan::DiscoverEntry>>,
+    #[serde(default)]
     probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
 }
 
@@ -64,6 +66,10 @@ pub struct AgentPlan {
     pub ca_file: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
     pub addresses: BTreeMap<String, std::net::IpAddr>,
+    /// Echo port per path when another agent of the node answers there
+    /// (`[discover]` pairs a pod-network and a hostNetwork agent); other
+    /// paths use this agent's own echo port.
+    pub echo_ports: BTreeMap<String, u16>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,17 +81,19 @@ pub struct Plan {
     pub out: Option<PathBuf>,
     pub lease: std::time::Duration,
     pub agents: Vec<AgentPlan>,
+    /// Agents to find by DNS instead of (never together with) `[[agents]]`.
+    pub discover: Option<super::discovery::plan::DiscoverPlan>,
     /// Probe parameters as written, in execution order (ProbeName::ALL).
     pub probes: Vec<(ProbeName, Value)>,
 }
 
-struct Locator<'a> {
-    file: String,
-    text: &'a str,
+pub(super) struct Locator<'a> {
+    pub file: String,
+    pub text: &'a str,
 }
 
 impl Locator<'_> {
-    fn at(&self, span: Range<usize>, message: impl Into<String>) -> PlanError {
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> PlanError {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -152,9 +160,19 @@ impl Plan {
             }
         };
 
-        if raw.agents.is_empty() {
-            return Err(loc.at(0..0, "the plan names no [[agents]]"));
-        }
+        let discover = match &raw.discover {
+            Some(entry) if !raw.agents.is_empty() => return Err(loc.at(
+                entry.span(),
+                "[discover] and [[agents]] together: a node could be listed twice; use one of them",
+            )),
+            Some(entry) => Some(super::discovery::plan::DiscoverPlan::parse(
+                entry, &loc, base,
+            )?),
+            None if raw.agents.is_empty() => {
+                return Err(loc.at(0..0, "the plan names no [[agents]] and no [discover]"))
+            }
+            None => None,
+        };
         let mut agents: Vec<AgentPlan> = Vec::new();
         for entry in &raw.agents {
             let a = entry.get_ref();
@@ -179,25 +197,17 @@ impl Plan {
                     ))
                 }
             }
-            let token = match &a.token_file {
-                Some(tf) => {
-                    let p = base.join(tf.get_ref());
-                    let t = std::fs::read_to_string(&p)
-                        .map_err(|e| loc.at(tf.span(), format!("{}: {e}", p.display())))?;
-                    Some(t.trim().to_string())
-                }
-                None => None,
-            };
+            let token = a
+                .token_file
+                .as_ref()
+                .map(|tf| read_token(&loc, base, tf))
+                .transpose()?;
             let ca_file = match &a.ca_file {
                 Some(ca) => {
-                    let p = base.join(ca.get_ref());
-                    if !p.is_file() {
-                        return Err(loc.at(ca.span(), format!("{}: no such file", p.display())));
-                    }
                     if url.scheme_str() != Some("https") {
                         return Err(loc.at(ca.span(), "ca_file needs an https:// url"));
                     }
-                    Some(p)
+                    Some(existing_file(&loc, base, ca)?)
                 }
                 None => None,
             };
@@ -218,6 +228,7 @@ impl Plan {
                 ca_file,
                 labels: a.labels.clone(),
                 addresses,
+                echo_ports: BTreeMap::new(),
             });
         }
 
@@ -249,6 +260,7 @@ impl Plan {
             out: raw.out.map(|o| base.join(o)),
             lease,
             agents,
+            discover,
             probes,
         })
     }
@@ -260,7 +272,7 @@ impl Plan {
             .iter()
             .map(|(p, v)| (p.to_string(), v.clone()))
             .collect();
-        serde_json::json!({
+        let mut plan = serde_json::json!({
             "name": self.name,
             "profile": self.profile.name,
             "agents": self.agents.iter().map(|a| serde_json::json!({
@@ -270,7 +282,37 @@ impl Plan {
                 "addresses": a.addresses,
             })).collect::<Vec<_>>(),
             "probes": probes,
-        })
+        });
+        if let (Some(d), Some(map)) = (&self.discover, plan.as_object_mut()) {
+            map.insert("discover".into(), d.as_json());
+        }
+        plan
+    }
+}
+
+/// A `token_file` value: the file's content, trimmed.
+pub(super) fn read_token(
+    loc: &Locator,
+    base: &Path,
+    file: &Spanned<String>,
+) -> Result<String, PlanError> {
+    let p = base.join(file.get_ref());
+    std::fs::read_to_string(&p)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| loc.at(file.span(), format!("{}: {e}", p.display())))
+}
+
+/// A file a plan names (`ca_file`), relative to the plan.
+pub(super) fn existing_file(
+    loc: &Locator,
+    base: &Path,
+    file: &Spanned<String>,
+) -> Result<PathBuf, PlanError> {
+    let p = base.join(file.get_ref());
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(loc.at(file.span(), format!("{}: no such file", p.display())))
     }
 }
 
