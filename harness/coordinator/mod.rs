@@ -384,7 +384,10 @@ impl Orchestra {
             .agents
             .iter()
             .filter(|a| a.name != source && !failed.contains(&a.name))
-            .filter(|a| health.get(&a.name).is_some_and(|h| h.echo_port.is_some()))
+            .filter(|a| {
+                !a.echo_ports.is_empty()
+                    || health.get(&a.name).is_some_and(|h| h.echo_port.is_some())
+            })
             .map(|a| a.name.as_str())
             .collect();
         let chosen = peers::choose(source, &candidates, peers);
