@@ -3,10 +3,11 @@
 //! lease runs out is cancelled, and its probe removes what it made.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use infraqual_probes::system::dirfd::{ConfineError, DirHandle};
 use infraqual_probes::system::netns;
 use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
 
@@ -56,7 +57,7 @@ pub struct Jobs {
     table: Arc<Mutex<Table>>,
     node: String,
     profile: Arc<Profile>,
-    allow_dirs: Arc<Vec<PathBuf>>,
+    allow_dirs: Arc<Vec<DirHandle>>,
     netns: Option<String>,
 }
 
@@ -64,7 +65,7 @@ impl Jobs {
     pub fn new(
         node: String,
         profile: Profile,
-        allow_dirs: Vec<PathBuf>,
+        allow_dirs: Vec<DirHandle>,
         netns: Option<String>,
     ) -> Self {
         Jobs {
@@ -88,9 +89,16 @@ impl Jobs {
         let writes_to = probe
             .writes_to(&req.params)
             .map_err(|e| StartError::BadRequest(e.to_string()))?;
-        for dir in writes_to {
-            self.check_allowed(&dir)?;
-        }
+        let write_dir = match writes_to.as_slice() {
+            [] => None,
+            [dir] => Some(Arc::new(self.resolve_allowed(dir)?)),
+            _ => {
+                return Err(StartError::BadRequest(format!(
+                    "{}: a probe may write in one directory",
+                    req.probe
+                )))
+            }
+        };
         let lease = Duration::from_millis(req.lease_ms).max(MIN_LEASE);
         let deadline = Duration::from_millis(req.deadline_ms).min(MAX_DEADLINE);
 
@@ -134,6 +142,7 @@ impl Jobs {
 
         let mut ctx = ProbeContext::new(&self.node, (*self.profile).clone());
         ctx.cancel = cancel;
+        ctx.write_dir = write_dir;
         let jobs = self.clone();
         let job_id = id.clone();
         let spawned = std::thread::Builder::new()
@@ -153,25 +162,21 @@ impl Jobs {
         Ok(id)
     }
 
-    fn check_allowed(&self, dir: &Path) -> Result<(), StartError> {
+    /// Opens `dir` beneath an allowed root, once; the probe works from the
+    /// handle, so nothing swapped in later changes where it writes.
+    fn resolve_allowed(&self, dir: &Path) -> Result<DirHandle, StartError> {
         if self.allow_dirs.is_empty() {
             return Err(StartError::Forbidden(format!(
                 "{}: this agent allows no directories (start it with --allow-dir)",
                 dir.display()
             )));
         }
-        // Resolve symlinks and `..` so a path cannot escape its allowed root.
-        let resolved = dir
-            .canonicalize()
-            .map_err(|e| StartError::BadRequest(format!("{}: {e}", dir.display())))?;
-        if self.allow_dirs.iter().any(|a| resolved.starts_with(a)) {
-            Ok(())
-        } else {
-            Err(StartError::Forbidden(format!(
-                "{}: outside the agent's allowed directories",
-                dir.display()
-            )))
-        }
+        DirHandle::open_beneath(&self.allow_dirs, dir).map_err(|e| match e {
+            ConfineError::Outside { .. } => StartError::Forbidden(e.to_string()),
+            ConfineError::Missing { .. } | ConfineError::Io { .. } => {
+                StartError::BadRequest(e.to_string())
+            }
+        })
     }
 
     fn finish(&self, id: &str, outcome: Result<ProbeResult, String>) {

@@ -20,6 +20,7 @@ use clap::Args;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::system::dirfd::DirHandle;
 use infraqual_probes::system::netns;
 use infraqual_probes::CancelToken;
 use tokio::net::TcpListener;
@@ -87,13 +88,9 @@ impl AgentConfig {
         }
         let mut allow_dirs = Vec::new();
         for d in &args.allow_dirs {
-            let canonical = d
-                .canonicalize()
-                .with_context(|| format!("--allow-dir {}", d.display()))?;
-            if !canonical.is_dir() {
-                bail!("--allow-dir {}: not a directory", d.display());
-            }
-            allow_dirs.push(canonical);
+            let root =
+                DirHandle::open(d).with_context(|| format!("--allow-dir {}", d.display()))?;
+            allow_dirs.push(root);
         }
         if let Some(ns) = &args.netns {
             if !netns::exists(ns) {

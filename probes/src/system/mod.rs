@@ -1,6 +1,7 @@
 //! Readers of /proc, /sys and installed tools, shared by the probes.
 
 pub mod block;
+pub mod dirfd;
 pub mod kernel;
 pub mod mounts;
 pub mod netns;
