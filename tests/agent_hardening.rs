@@ -5,13 +5,40 @@ mod agents;
 mod common;
 
 use std::ffi::CString;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agents::{http, Agent};
+use agents::{http, random_token, write_private, Agent};
+use common::assert_one_line_error;
+
+/// Sends `head` (CRLF lines, without the blank line) and `body` as they are;
+/// returns (status, body).
+fn raw(addr: &str, head: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+const JOB: &str = r#"{"probe":"inventory"}"#;
 
 /// Swaps two directory entries atomically (renameat2 RENAME_EXCHANGE), so
 /// the path is always either the real directory or the symlink.
@@ -174,4 +201,124 @@ fn fsync_dir_answers_do_not_tell_whether_an_outside_path_exists() {
     let (c2, b2) = answer("/etcc");
     assert_eq!((c1, c2), (403, 403), "{b1} / {b2}");
     assert_eq!(b1.replace("/etc", "X"), b2.replace("/etcc", "X"));
+}
+
+#[test]
+fn an_agent_without_a_token_file_does_not_start_even_on_loopback() {
+    let r = common::run(&["agent", "--listen", "127.0.0.1:0"]);
+    assert_one_line_error(&r, "--token-file is required");
+}
+
+#[test]
+fn plaintext_beyond_loopback_is_refused_without_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("t");
+    write_private(&token, &random_token());
+    let t = token.to_str().unwrap();
+    let r = common::run(&["agent", "--listen", "0.0.0.0:0", "--token-file", t]);
+    assert_one_line_error(&r, "refusing plain HTTP beyond loopback");
+}
+
+#[test]
+fn a_world_readable_token_file_is_refused_with_a_one_line_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("t");
+    write_private(&token, &random_token());
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let t = token.to_str().unwrap();
+    let r = common::run(&["agent", "--listen", "127.0.0.1:0", "--token-file", t]);
+    assert_one_line_error(&r, "readable by group or others (mode 0644)");
+}
+
+#[test]
+fn tokenless_cross_origin_and_read_only_requests_cannot_start_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let read_token = random_token();
+    let read_file = tmp.path().join("read.token");
+    write_private(&read_file, &read_token);
+    let a = Agent::start(
+        tmp.path(),
+        "gate",
+        &[
+            "--read-token-file",
+            read_file.to_str().unwrap(),
+            "--allow-host",
+            "node-a.lab",
+        ],
+    );
+    let host = format!("Host: {}", a.addr);
+    let auth = format!("Authorization: Bearer {}", a.token);
+    let post = |headers: &[&str]| {
+        let head = ["POST /v1/jobs HTTP/1.1"]
+            .iter()
+            .chain(headers)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        raw(&a.addr, &head, JOB)
+    };
+    // The review's request: no token, cross-origin, text/plain, rebound Host.
+    let (code, body) = post(&[
+        "Host: evil.example",
+        "Origin: http://evil.example",
+        "Content-Type: text/plain",
+    ]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("--allow-host"), "{body}");
+    let (code, body) = post(&[&host, "Content-Type: application/json"]);
+    assert_eq!(code, 401, "tokenless on loopback: {body}");
+    let (code, body) = post(&[
+        &host,
+        &auth,
+        "Origin: http://evil.example",
+        "Content-Type: application/json",
+    ]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("browser-style"), "{body}");
+    let (code, body) = post(&[
+        &host,
+        &auth,
+        "Sec-Fetch-Mode: no-cors",
+        "Content-Type: application/json",
+    ]);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = post(&[&host, &auth, "Content-Type: text/plain"]);
+    assert_eq!(code, 415, "{body}");
+    let read_auth = format!("Authorization: Bearer {read_token}");
+    let (code, body) = post(&[&host, &read_auth, "Content-Type: application/json"]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("read-only"), "{body}");
+    for path in ["/v1/health", "/metrics"] {
+        let (code, body) = raw(
+            &a.addr,
+            &format!("GET {path} HTTP/1.1\r\n{host}\r\n{read_auth}"),
+            "",
+        );
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    // The job token, a named Host the operator allowed, JSON: accepted.
+    let (code, body) = post(&[
+        "Host: node-a.lab:7070",
+        &auth,
+        "Content-Type: application/json",
+    ]);
+    assert_eq!(code, 201, "{body}");
+}
+
+#[test]
+fn a_body_that_never_arrives_is_abandoned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Agent::start(tmp.path(), "slowbody", &[]);
+    let mut s = TcpStream::connect(&a.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        a.addr, a.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }

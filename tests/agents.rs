@@ -17,12 +17,9 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Agent {
-        let token = format!(
-            "{:032x}",
-            std::process::id() as u128 * 7919 + name.len() as u128
-        );
+        let token = random_token();
         let token_file = dir.join(format!("{name}.token"));
-        std::fs::write(&token_file, &token).unwrap();
+        write_private(&token_file, &token);
         let ready = dir.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&ready);
         let child = Command::new(env!("CARGO_BIN_EXE_infraqual"))
@@ -60,6 +57,22 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// 128 random bits in hex, as `openssl rand -hex 16` makes them.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file only its owner can read, as the agent wants its token files.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 pub fn wait_for_file(path: &Path, limit: Duration) -> String {

@@ -13,16 +13,22 @@ use infraqual_probes::system::netns;
 use infraqual_probes::{inventory, registry, ProbeContext, Profile};
 use serde::Serialize;
 
-use super::auth::Token;
+use super::auth::{Credentials, Scope};
+use super::gate;
 use super::jobs::{Jobs, StartError};
 use super::metrics;
 use crate::api::{ApiError, Health, JobCreated, JobRequest, VERSION};
 
 /// Largest request body accepted: job requests are small JSON documents.
 pub const MAX_BODY: usize = 1 << 20;
+/// A body not received in full by then is abandoned (408), so a client
+/// that never sends it cannot hold a connection and a task forever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct AgentState {
-    pub token: Option<Token>,
+    pub credentials: Credentials,
+    /// Host names accepted besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
     pub jobs: Jobs,
     pub node: String,
     pub profile: Profile,
@@ -53,18 +59,38 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
 }
 
 pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
-    if let Some(token) = &state.token {
-        let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-        if !token.accepts(header) {
-            let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            resp.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer"),
-            );
-            return Ok(resp);
+    if let Err(refusal) = gate::check_host(req.headers(), &state.allowed_hosts) {
+        return Ok(error(StatusCode::FORBIDDEN, refusal.to_string()));
+    }
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let Some(scope) = state.credentials.scope(header) else {
+        let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return Ok(resp);
+    };
+    let path = req.uri().path().to_string();
+    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") {
+        if let Err(refusal) = gate::check_not_browser(req.headers()) {
+            return Ok(error(StatusCode::FORBIDDEN, refusal.to_string()));
+        }
+        if scope != Scope::Jobs {
+            return Ok(error(
+                StatusCode::FORBIDDEN,
+                "this token is read-only (health, inventory, metrics); jobs need the job token",
+            ));
+        }
+        if req.method() == Method::POST {
+            if let Err(refusal) = gate::check_json(req.headers()) {
+                return Ok(error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    refusal.to_string(),
+                ));
+            }
         }
     }
-    let path = req.uri().path().to_string();
     let method = req.method().clone();
     let reply = match (method, path.as_str()) {
         (Method::GET, "/v1/health") => health(&state),
@@ -169,7 +195,17 @@ async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
             format!("request body over {MAX_BODY} bytes"),
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let collecting = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collecting).await else {
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        );
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -2,11 +2,13 @@
 //! over HTTP/1.1 (optionally TLS), one job per probe run.
 
 mod auth;
+mod gate;
 mod http;
 mod jobs;
 mod metrics;
 mod tls;
 
+use auth::Credentials;
 pub use auth::{generate as generate_token, Token};
 pub use tls::client_config as tls_client_config;
 
@@ -35,10 +37,22 @@ pub struct AgentArgs {
     /// Address to serve on, e.g. 0.0.0.0:7070 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// File holding the bearer token every request must carry (required
-    /// unless listening on loopback only).
+    /// File holding the bearer token every request must carry, loopback
+    /// included (mode 0600, at least 128 bits, e.g. `openssl rand -hex 16`).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// A second token that reads health, inventory and metrics only (for a
+    /// metrics scraper); it cannot start, poll or cancel jobs.
+    #[arg(long, value_name = "FILE")]
+    pub read_token_file: Option<PathBuf>,
+    /// A host name the agent answers to besides its IP addresses and
+    /// localhost (repeatable); other Host headers get 403.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
+    /// Serve plain HTTP beyond loopback (tokens then cross the network in
+    /// clear text); without it a non-loopback --listen needs --tls-cert.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -79,10 +93,21 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     pub fn from_args(args: &AgentArgs) -> Result<Self> {
-        let token = args.token_file.as_deref().map(Token::load).transpose()?;
-        if token.is_none() && !args.listen.ip().is_loopback() {
+        let Some(token_file) = &args.token_file else {
+            bail!("--token-file is required: every request carries a token, loopback included");
+        };
+        let credentials = Credentials {
+            jobs: Token::load("--token-file", token_file)?,
+            read: args
+                .read_token_file
+                .as_deref()
+                .map(|p| Token::load("--read-token-file", p))
+                .transpose()?,
+        };
+        if args.tls_cert.is_none() && !args.listen.ip().is_loopback() && !args.insecure_plaintext {
             bail!(
-                "--listen {}: refusing to serve beyond loopback without --token-file",
+                "--listen {}: refusing plain HTTP beyond loopback (the token would travel in \
+                 clear text); give --tls-cert/--tls-key, or --insecure-plaintext",
                 args.listen
             );
         }
@@ -119,7 +144,8 @@ impl AgentConfig {
         Ok(AgentConfig {
             listen: args.listen,
             state: AgentState {
-                token,
+                credentials,
+                allowed_hosts: args.allow_hosts.clone(),
                 jobs,
                 node,
                 profile,
