@@ -322,3 +322,71 @@ fn a_body_that_never_arrives_is_abandoned() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
+
+#[test]
+fn a_job_flood_gets_429_with_retry_after_and_leaves_the_agent_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Agent::start(tmp.path(), "flood", &[]);
+    let job = serde_json::json!({
+        "probe": "rtt",
+        "params": {"targets": [{"node": "x", "path": "p", "address": "127.0.0.1", "port": 9}],
+                   "count": 1, "warmup": 0, "kinds": ["udp"], "timeout": "10ms"},
+    })
+    .to_string();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json",
+        a.addr, a.token
+    );
+    let started = Instant::now();
+    let counts: Vec<(u16, bool)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..275)
+                        .map(|_| {
+                            let mut s = TcpStream::connect(&a.addr).unwrap();
+                            let req = format!(
+                                "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{job}",
+                                job.len()
+                            );
+                            s.write_all(req.as_bytes()).unwrap();
+                            let mut out = String::new();
+                            let _ = s.read_to_string(&mut out);
+                            let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+                            (
+                                code,
+                                out.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let flood = started.elapsed();
+    let accepted = counts.iter().filter(|(c, _)| *c == 201).count();
+    let limited = counts.iter().filter(|(c, _)| *c == 429).count();
+    assert_eq!(accepted + limited, 1100, "only 201 and 429: {counts:?}");
+    assert!(counts
+        .iter()
+        .filter(|(c, _)| *c == 429)
+        .all(|(_, retry)| *retry));
+    let ended = Instant::now();
+    let (code, body) = loop {
+        let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), job.as_bytes());
+        if code != 429 || ended.elapsed() > Duration::from_secs(30) {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "flood of 1100 in {} ms: {accepted} accepted, {limited} 429; a coordinator's job accepted {} ms after",
+        flood.as_millis(),
+        ended.elapsed().as_millis()
+    );
+    assert_eq!(code, 201, "{body}");
+}

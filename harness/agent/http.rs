@@ -227,5 +227,13 @@ async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
         Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
         Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),
         Err(StartError::Busy(m)) => error(StatusCode::CONFLICT, m),
+        Err(StartError::Full(m)) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, m);
+            resp.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from(super::jobs::RETRY_AFTER_SECS),
+            );
+            resp
+        }
     }
 }

@@ -14,9 +14,17 @@ use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResu
 use crate::api::{JobRequest, JobState, JobStatus};
 
 /// Finished jobs nobody fetched are forgotten after this long.
-const FINISHED_TTL: Duration = Duration::from_secs(300);
-/// Bound on remembered jobs, so a misbehaving client cannot grow memory.
-const MAX_JOBS: usize = 1024;
+pub const FINISHED_TTL: Duration = Duration::from_secs(60);
+/// A finished job is forgotten this long after a poll first returned it
+/// finished (long enough for a retried poll to see it again).
+pub const FETCHED_TTL: Duration = Duration::from_secs(5);
+/// Bound on remembered jobs, so a misbehaving client cannot grow memory;
+/// when full, the oldest finished job makes room.
+pub const MAX_JOBS: usize = 1024;
+/// Running jobs of one light probe kind (heavy probes run one at a time).
+pub const MAX_RUNNING_PER_PROBE: usize = 4;
+/// What a 429 tells the client to wait before trying again.
+pub const RETRY_AFTER_SECS: u64 = 1;
 /// Leases shorter than this would expire between two ordinary polls.
 const MIN_LEASE: Duration = Duration::from_secs(2);
 const MAX_DEADLINE: Duration = Duration::from_secs(6 * 3600);
@@ -30,6 +38,9 @@ pub enum StartError {
     Forbidden(String),
     #[error("{0}")]
     Busy(String),
+    /// Answered 429 with Retry-After.
+    #[error("{0}")]
+    Full(String),
 }
 
 struct Job {
@@ -39,6 +50,8 @@ struct Job {
     last_seen: Instant,
     lease: Duration,
     finished: Option<Instant>,
+    /// When a poll first returned the job finished.
+    fetched: Option<Instant>,
     cancel: CancelToken,
     result: Option<ProbeResult>,
     error: Option<String>,
@@ -50,6 +63,21 @@ struct Table {
     next_id: u64,
     /// Newest result per probe, for /metrics.
     latest: BTreeMap<ProbeName, ProbeResult>,
+}
+
+impl Table {
+    /// Forgets the finished job that finished first; false if none has.
+    fn evict_oldest_finished(&mut self) -> bool {
+        let oldest = self
+            .jobs
+            .iter()
+            .filter_map(|(id, j)| j.finished.map(|f| (f, id.clone())))
+            .min();
+        match oldest {
+            Some((_, id)) => self.jobs.remove(&id).is_some(),
+            None => false,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -115,9 +143,21 @@ impl Jobs {
                 )));
             }
         }
-        if table.jobs.len() >= MAX_JOBS {
-            return Err(StartError::Busy(format!(
-                "busy: {MAX_JOBS} jobs remembered; fetch or cancel some first"
+        let running_same = table
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running && j.probe == req.probe)
+            .count();
+        if running_same >= MAX_RUNNING_PER_PROBE {
+            return Err(StartError::Full(format!(
+                "full: {running_same} {} jobs running (at most {MAX_RUNNING_PER_PROBE}); \
+                 retry after {RETRY_AFTER_SECS} s",
+                req.probe
+            )));
+        }
+        if table.jobs.len() >= MAX_JOBS && !table.evict_oldest_finished() {
+            return Err(StartError::Full(format!(
+                "full: {MAX_JOBS} jobs running; retry after {RETRY_AFTER_SECS} s"
             )));
         }
         table.next_id += 1;
@@ -133,6 +173,7 @@ impl Jobs {
                 last_seen: now,
                 lease,
                 finished: None,
+                fetched: None,
                 cancel: cancel.clone(),
                 result: None,
                 error: None,
@@ -212,6 +253,9 @@ impl Jobs {
         let mut table = self.lock();
         let job = table.jobs.get_mut(id)?;
         job.last_seen = Instant::now();
+        if job.state != JobState::Running && job.fetched.is_none() {
+            job.fetched = Some(job.last_seen);
+        }
         Some(JobStatus {
             id: id.to_string(),
             probe: job.probe,
@@ -254,8 +298,13 @@ impl Jobs {
             }
         }
         table.jobs.retain(|_, j| {
-            j.finished
-                .is_none_or(|f| now.duration_since(f) < FINISHED_TTL)
+            let fresh = j
+                .finished
+                .is_none_or(|f| now.duration_since(f) < FINISHED_TTL);
+            let unfetched = j
+                .fetched
+                .is_none_or(|f| now.duration_since(f) < FETCHED_TTL);
+            fresh && unfetched
         });
     }
 
@@ -331,6 +380,7 @@ mod tests {
                 last_seen: long_ago,
                 lease: MIN_LEASE,
                 finished: None,
+                fetched: None,
                 cancel: CancelToken::new(),
                 result: None,
                 error: None,
@@ -358,5 +408,62 @@ mod tests {
         let status = jobs.poll("fsync-1").unwrap();
         assert_eq!(status.state, JobState::Running, "the probe has not exited");
         assert!(status.error.unwrap().contains("lease expired"));
+    }
+
+    fn finished_job(jobs: &Jobs, id: &str, finished_ago: Duration) {
+        let at = Instant::now() - finished_ago;
+        jobs.lock().jobs.insert(
+            id.to_string(),
+            Job {
+                probe: infraqual_probes::rtt::NAME,
+                state: JobState::Failed,
+                started: at,
+                last_seen: at,
+                lease: MIN_LEASE,
+                finished: Some(at),
+                fetched: None,
+                cancel: CancelToken::new(),
+                result: None,
+                error: Some("x".into()),
+            },
+        );
+    }
+
+    #[test]
+    fn a_fetched_finished_job_is_forgotten_after_the_short_retention() {
+        let jobs = Jobs::new("n1".into(), Profile::default(), Vec::new(), None);
+        finished_job(&jobs, "rtt-1", Duration::from_secs(1));
+        finished_job(&jobs, "rtt-2", Duration::from_secs(1));
+        assert!(jobs.poll("rtt-1").is_some());
+        jobs.lock().jobs.get_mut("rtt-1").unwrap().fetched =
+            Some(Instant::now() - FETCHED_TTL - Duration::from_millis(1));
+        jobs.reap();
+        assert!(
+            jobs.poll("rtt-1").is_none(),
+            "fetched and retained long enough"
+        );
+        assert!(jobs.poll("rtt-2").is_some(), "not fetched yet: kept");
+        finished_job(&jobs, "rtt-3", FINISHED_TTL + Duration::from_secs(1));
+        jobs.reap();
+        assert!(jobs.poll("rtt-3").is_none(), "unfetched past the retention");
+    }
+
+    #[test]
+    fn a_full_table_makes_room_by_forgetting_the_oldest_finished_job() {
+        let jobs = Jobs::new("n1".into(), Profile::default(), Vec::new(), None);
+        for i in 0..MAX_JOBS {
+            finished_job(
+                &jobs,
+                &format!("rtt-{i}"),
+                Duration::from_millis(i as u64 + 1),
+            );
+        }
+        assert!(jobs.lock().evict_oldest_finished());
+        assert_eq!(jobs.lock().jobs.len(), MAX_JOBS - 1);
+        assert!(jobs.poll("rtt-0").is_some(), "the newest stays");
+        assert!(
+            jobs.poll(&format!("rtt-{}", MAX_JOBS - 1)).is_none(),
+            "the oldest went"
+        );
     }
 }

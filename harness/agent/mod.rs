@@ -213,6 +213,10 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Connections served at once; more are closed as soon as accepted, so
+/// held-open connections cannot exhaust tasks and descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Serves until `shutdown` resolves, then cancels every job and waits for
 /// the probes to clean up.
 pub async fn serve(
@@ -236,13 +240,14 @@ pub async fn serve(
         }
     });
     let tls = config.tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!("accept: {e}");
@@ -250,10 +255,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: {MAX_CONNECTIONS} connections open");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| http::handle(Arc::clone(&state), req));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
