@@ -43,6 +43,7 @@ fn main() -> Result<()> {
                 token_file: Some(token_file.clone()),
                 read_token_file: None,
                 allow_hosts: Vec::new(),
+                allow_targets: Vec::new(),
                 insecure_plaintext: false,
                 tls_cert: None,
                 tls_key: None,
@@ -50,6 +51,7 @@ fn main() -> Result<()> {
                 node: Some(name.clone()),
                 netns: None,
                 echo_port: None,
+                echo_listen: None,
                 ready_file: None,
                 profile: "etcd".into(),
             };

@@ -33,6 +33,15 @@ pub struct JobRequest {
     pub deadline_ms: u64,
 }
 
+/// `POST /v1/targets`: addresses the agent's rtt and mtu jobs may send to,
+/// for `ttl_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRegistration {
+    pub addresses: Vec<std::net::IpAddr>,
+    pub ttl_ms: u64,
+}
+
 pub fn default_lease_ms() -> u64 {
     15_000
 }

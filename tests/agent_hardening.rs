@@ -326,7 +326,7 @@ fn a_body_that_never_arrives_is_abandoned() {
 #[test]
 fn a_job_flood_gets_429_with_retry_after_and_leaves_the_agent_serving() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = Agent::start(tmp.path(), "flood", &[]);
+    let a = Agent::start(tmp.path(), "flood", &["--allow-target", "127.0.0.0/8"]);
     let job = serde_json::json!({
         "probe": "rtt",
         "params": {"targets": [{"node": "x", "path": "p", "address": "127.0.0.1", "port": 9}],
@@ -389,4 +389,59 @@ fn a_job_flood_gets_429_with_retry_after_and_leaves_the_agent_serving() {
         ended.elapsed().as_millis()
     );
     assert_eq!(code, 201, "{body}");
+}
+
+#[test]
+fn rtt_targets_outside_the_allowed_set_get_403_until_registered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Agent::start(tmp.path(), "targets", &["--allow-target", "127.0.0.2/32"]);
+    let job = |address: &str| {
+        serde_json::json!({
+            "probe": "rtt",
+            "params": {"targets": [{"node": "x", "path": "p", "address": address, "port": 9}],
+                       "count": 1, "warmup": 0, "kinds": ["udp"], "timeout": "10ms"},
+        })
+        .to_string()
+    };
+    let (code, body) = http(
+        &a.addr,
+        "POST",
+        "/v1/jobs",
+        Some(&a.token),
+        job("127.0.0.2").as_bytes(),
+    );
+    assert_eq!(code, 201, "inside --allow-target: {body}");
+    let (code, body) = http(
+        &a.addr,
+        "POST",
+        "/v1/jobs",
+        Some(&a.token),
+        job("127.0.0.3").as_bytes(),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("target 127.0.0.3 is not allowed"), "{body}");
+    let mtu = serde_json::json!({
+        "probe": "mtu",
+        "params": {"targets": [{"node": "x", "path": "p", "address": "127.0.0.3", "port": 9}]},
+    })
+    .to_string();
+    let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), mtu.as_bytes());
+    assert_eq!(code, 403, "mtu too: {body}");
+    let registration = r#"{"addresses": ["127.0.0.3"], "ttl_ms": 60000}"#;
+    let (code, body) = http(
+        &a.addr,
+        "POST",
+        "/v1/targets",
+        Some(&a.token),
+        registration.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        &a.addr,
+        "POST",
+        "/v1/jobs",
+        Some(&a.token),
+        job("127.0.0.3").as_bytes(),
+    );
+    assert_eq!(code, 201, "registered by a coordinator: {body}");
 }

@@ -17,7 +17,7 @@ use super::auth::{Credentials, Scope};
 use super::gate;
 use super::jobs::{Jobs, StartError};
 use super::metrics;
-use crate::api::{ApiError, Health, JobCreated, JobRequest, VERSION};
+use crate::api::{ApiError, Health, JobCreated, JobRequest, TargetRegistration, VERSION};
 
 /// Largest request body accepted: job requests are small JSON documents.
 pub const MAX_BODY: usize = 1 << 20;
@@ -72,7 +72,7 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
         return Ok(resp);
     };
     let path = req.uri().path().to_string();
-    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") {
+    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") || path == "/v1/targets" {
         if let Err(refusal) = gate::check_not_browser(req.headers()) {
             return Ok(error(StatusCode::FORBIDDEN, refusal.to_string()));
         }
@@ -96,6 +96,7 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
         (Method::GET, "/v1/health") => health(&state),
         (Method::GET, "/v1/inventory") => inventory(&state).await,
         (Method::POST, "/v1/jobs") => start_job(&state, req).await,
+        (Method::POST, "/v1/targets") => register_targets(&state, req).await,
         (Method::GET, "/metrics") => {
             let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
                 &state.jobs,
@@ -127,7 +128,7 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET or DELETE"),
             }
         }
-        (_, "/v1/health" | "/v1/inventory" | "/v1/jobs" | "/metrics") => {
+        (_, "/v1/health" | "/v1/inventory" | "/v1/jobs" | "/v1/targets" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
@@ -183,40 +184,77 @@ async fn inventory(state: &AgentState) -> Reply {
     }
 }
 
-async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
+/// The body of a small JSON request, bounded in size and time.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {MAX_BODY} bytes"),
-        );
+        ));
     }
     let collecting = Limited::new(req.into_body(), MAX_BODY).collect();
     let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collecting).await else {
-        return error(
+        return Err(error(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the body did not arrive within {} s",
                 BODY_TIMEOUT.as_secs()
             ),
-        );
+        ));
     };
-    let body = match collected {
-        Ok(collected) => collected.to_bytes(),
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
+            Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body over {MAX_BODY} bytes"),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {e}"),
+        )),
+    }
+}
+
+/// A coordinator allows the addresses of its plan's other agents as rtt
+/// and mtu targets, for the time its run may take.
+async fn register_targets(state: &AgentState, req: Request<Incoming>) -> Reply {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let registration: TargetRegistration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid registration: {e}"),
             )
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
+    let ttl = std::time::Duration::from_millis(registration.ttl_ms);
+    match state.jobs.targets.register(&registration.addresses, ttl) {
+        Ok(()) => json(
+            StatusCode::OK,
+            &serde_json::json!({"registered": registration.addresses.len()}),
+        ),
+        Err(m) => error(StatusCode::TOO_MANY_REQUESTS, m),
+    }
+}
+
+async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
     };
     let job: JobRequest = match serde_json::from_slice(&body) {
         Ok(job) => job,

@@ -11,6 +11,7 @@ use infraqual_probes::system::dirfd::{ConfineError, DirHandle};
 use infraqual_probes::system::netns;
 use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
 
+use super::targets::{job_target_addresses, TargetPolicy};
 use crate::api::{JobRequest, JobState, JobStatus};
 
 /// Finished jobs nobody fetched are forgotten after this long.
@@ -87,6 +88,7 @@ pub struct Jobs {
     profile: Arc<Profile>,
     allow_dirs: Arc<Vec<DirHandle>>,
     netns: Option<String>,
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Jobs {
@@ -102,6 +104,7 @@ impl Jobs {
             profile: Arc::new(profile),
             allow_dirs: Arc::new(allow_dirs),
             netns,
+            targets: Arc::default(),
         }
     }
 
@@ -127,6 +130,15 @@ impl Jobs {
                 )))
             }
         };
+        if probe.pairwise {
+            let addresses = job_target_addresses(&req.params).map_err(StartError::BadRequest)?;
+            if let Some(refused) = addresses.iter().find(|a| !self.targets.allows(**a)) {
+                return Err(StartError::Forbidden(format!(
+                    "target {refused} is not allowed: start the agent with --allow-target CIDR, \
+                     or let the coordinator register its plan's agents"
+                )));
+            }
+        }
         let lease = Duration::from_millis(req.lease_ms).max(MIN_LEASE);
         let deadline = Duration::from_millis(req.deadline_ms).min(MAX_DEADLINE);
 

@@ -6,10 +6,12 @@ mod gate;
 mod http;
 mod jobs;
 mod metrics;
+mod targets;
 mod tls;
 
 use auth::Credentials;
 pub use auth::{generate as generate_token, Token};
+pub use targets::Cidr;
 pub use tls::client_config as tls_client_config;
 
 use std::net::SocketAddr;
@@ -49,6 +51,10 @@ pub struct AgentArgs {
     /// localhost (repeatable); other Host headers get 403.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// Addresses rtt and mtu jobs may send to besides those a coordinator
+    /// registers for its plan's agents (repeatable, e.g. 10.0.0.0/8).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<Cidr>,
     /// Serve plain HTTP beyond loopback (tokens then cross the network in
     /// clear text); without it a non-loopback --listen needs --tls-cert.
     #[arg(long)]
@@ -68,10 +74,15 @@ pub struct AgentArgs {
     /// Run probes inside this network namespace (/run/netns/NAME).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Serve UDP and TCP echo on this port for the rtt and mtu probes of other
-    /// agents (0 picks a free port; reported in /v1/health).
-    #[arg(long, value_name = "PORT")]
+    /// Serve UDP and TCP echo on this port of the --listen address for the
+    /// rtt and mtu probes of other agents (0 picks a free port; reported in
+    /// /v1/health).
+    #[arg(long, value_name = "PORT", conflicts_with = "echo_listen")]
     pub echo_port: Option<u16>,
+    /// Serve the echo responder on this address instead (e.g. the node's
+    /// pod-network address).
+    #[arg(long, value_name = "ADDR")]
+    pub echo_listen: Option<SocketAddr>,
     /// Write the bound address here once listening.
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
@@ -131,16 +142,20 @@ impl AgentConfig {
             .node
             .clone()
             .unwrap_or_else(|| sysinfo_hostname().unwrap_or_else(|| "agent".to_string()));
-        let echo = args
-            .echo_port
-            .map(|port| start_echo(port, args.netns.as_deref()))
+        let echo_bind = args.echo_listen.or_else(|| {
+            args.echo_port
+                .map(|port| SocketAddr::new(args.listen.ip(), port))
+        });
+        let echo = echo_bind
+            .map(|bind| start_echo(bind, args.netns.as_deref()))
             .transpose()?;
-        let jobs = Jobs::new(
+        let mut jobs = Jobs::new(
             node.clone(),
             profile.clone(),
             allow_dirs,
             args.netns.clone(),
         );
+        jobs.targets = Arc::new(targets::TargetPolicy::new(args.allow_targets.clone()));
         Ok(AgentConfig {
             listen: args.listen,
             state: AgentState {
@@ -161,9 +176,8 @@ impl AgentConfig {
 
 /// Starts the echo responder from a thread inside the agent's namespace, so
 /// the responder's threads (which inherit it) serve there.
-fn start_echo(port: u16, netns: Option<&str>) -> Result<EchoResponder> {
+fn start_echo(bind: SocketAddr, netns: Option<&str>) -> Result<EchoResponder> {
     let netns = netns.map(str::to_string);
-    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], port));
     let started = std::thread::Builder::new()
         .name("echo-setup".into())
         .spawn(move || -> Result<EchoResponder> {
@@ -175,7 +189,7 @@ fn start_echo(port: u16, netns: Option<&str>) -> Result<EchoResponder> {
         .context("starting the echo responder thread")?
         .join()
         .map_err(|_| anyhow::anyhow!("the echo responder thread panicked"))?;
-    started.with_context(|| format!("--echo-port {port}"))
+    started.with_context(|| format!("echo responder on {bind}"))
 }
 
 fn sysinfo_hostname() -> Option<String> {

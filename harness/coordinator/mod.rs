@@ -22,7 +22,7 @@ use infraqual_reports::bundle::BundleWriter;
 use infraqual_reports::render;
 use serde_json::{json, Value};
 
-use crate::api::{Health, VERSION};
+use crate::api::{Health, TargetRegistration, VERSION};
 use crate::exit::Outcome;
 use client::AgentClient;
 use collector::{Collector, Event};
@@ -293,13 +293,18 @@ impl Orchestra {
             let params = self.pairwise_params(&source.name, plan_params);
             let outcome = match params.and_then(|p| deadline_for(probe, &p).map(|d| (p, d))) {
                 Ok((params, deadline)) => {
-                    let spec = JobSpec {
-                        probe,
-                        deadline,
-                        params,
-                        lease: self.plan.lease,
-                    };
-                    run_job(source, spec, &self.cancel).await
+                    match register_targets(source, &params, deadline + self.plan.lease).await {
+                        Ok(()) => {
+                            let spec = JobSpec {
+                                probe,
+                                deadline,
+                                params,
+                                lease: self.plan.lease,
+                            };
+                            run_job(source, spec, &self.cancel).await
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Err(message) => Err(JobError::Probe(message)),
             };
@@ -341,6 +346,41 @@ impl Orchestra {
         params.insert("targets".into(), Value::Array(targets));
         Ok(Value::Object(params))
     }
+}
+
+/// Tells the source agent that the targets of its job are agents of this
+/// plan (an agent refuses rtt and mtu targets nobody allowed).
+async fn register_targets(
+    source: &AgentClient,
+    params: &Value,
+    ttl: Duration,
+) -> Result<(), JobError> {
+    let addresses = params
+        .get("targets")
+        .and_then(Value::as_array)
+        .map(|targets| {
+            targets
+                .iter()
+                .filter_map(|t| t.get("address")?.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let registration = TargetRegistration {
+        addresses,
+        ttl_ms: ttl.as_millis() as u64,
+    };
+    source
+        .post::<_, Value>("/v1/targets", &registration)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let message = format!("registering the plan's agents as targets: {e}");
+            if e.is_unreachable() {
+                JobError::AgentLost(message)
+            } else {
+                JobError::Probe(message)
+            }
+        })
 }
 
 /// The hard deadline a job gets, from the probe's own declaration.

@@ -11,10 +11,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const BUFFER_BYTES: usize = 65_536;
 /// Concurrent TCP connections served; more are closed at once.
 const MAX_CONNECTIONS: usize = 64;
-/// A TCP connection idle this long is closed.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Concurrent TCP connections from one peer address, so one client holding
+/// connections open cannot take every slot from the others.
+pub const MAX_PER_PEER: usize = 8;
+/// A TCP connection idle this long is closed (the rtt probe exchanges at
+/// least once per 10 s).
+const IDLE_LIMIT: Duration = Duration::from_secs(15);
 
 /// A running responder; dropping it stops and joins every thread.
 pub struct EchoResponder {
@@ -178,30 +183,55 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
 
 fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken) {
     let active = Arc::new(AtomicUsize::new(0));
+    let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     while !stopped(stop, cancel) {
         connections.retain(|c| !c.is_finished());
         // Also ends every POLL_INTERVAL without a connection (WouldBlock).
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept() {
+            Ok((s, peer)) => (s, peer.ip()),
             Err(_) => continue,
         };
         if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             continue; // dropped: closed at once
         }
+        {
+            let mut counts = per_peer.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(peer).or_insert(0);
+            if *count >= MAX_PER_PEER {
+                continue;
+            }
+            *count += 1;
+        }
+        let release = {
+            let per_peer = Arc::clone(&per_peer);
+            move || {
+                let mut counts = per_peer.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(count) = counts.get_mut(&peer) {
+                    *count -= 1;
+                    if *count == 0 {
+                        counts.remove(&peer);
+                    }
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err() {
+            release();
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
         let (s, c, a) = (Arc::clone(stop), cancel.clone(), Arc::clone(&active));
+        let release_on_fail = release.clone();
         match spawn("iq-echo-conn", move || {
             serve_connection(stream, &s, &c);
             a.fetch_sub(1, Ordering::Relaxed);
+            release();
         }) {
             Ok(t) => connections.push(t),
             Err(_) => {
                 active.fetch_sub(1, Ordering::Relaxed);
+                release_on_fail();
             }
         }
     }
@@ -289,5 +319,36 @@ mod tests {
         let mut buf = [0u8; 8];
         assert!(udp.recv_from(&mut buf).is_err(), "no echo after cancel");
         drop(r);
+    }
+
+    #[test]
+    fn one_peer_cannot_hold_more_than_its_share_of_connections() {
+        let r = EchoResponder::start(loopback(), CancelToken::new()).unwrap();
+        let addr = r.local_addr();
+        let held: Vec<TcpStream> = (0..MAX_PER_PEER)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for s in &held {
+            let mut s = s;
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.write_all(b"k").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+        }
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = extra.write_all(b"x");
+        let mut b = [0u8; 1];
+        assert!(
+            !matches!(extra.read(&mut b), Ok(1)),
+            "the connection over the per-peer cap is closed unanswered"
+        );
+        drop(held);
+        std::thread::sleep(POLL_INTERVAL * 3);
+        let mut again = TcpStream::connect(addr).unwrap();
+        again.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        again.write_all(b"y").unwrap();
+        again.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"y", "slots come back when connections close");
     }
 }
