@@ -445,3 +445,118 @@ fn rtt_targets_outside_the_allowed_set_get_403_until_registered() {
     );
     assert_eq!(code, 201, "registered by a coordinator: {body}");
 }
+
+fn fsync_work_dirs(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".infraqual-fsync-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn after_kill_9_mid_fsync_the_next_agent_start_removes_the_leftovers_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let allowed = tmp.path().join("allowed");
+    let sub = allowed.join("etcd");
+    std::fs::create_dir_all(&sub).unwrap();
+    let allow = ["--allow-dir", allowed.to_str().unwrap()];
+    let mut first = Agent::start(tmp.path(), "crash1", &allow);
+    let job = serde_json::json!({
+        "probe": "fsync",
+        "params": {"dir": sub, "size": "64MiB", "duration": "60s", "allow_volatile": true},
+    })
+    .to_string();
+    let (code, body) = http(
+        &first.addr,
+        "POST",
+        "/v1/jobs",
+        Some(&first.token),
+        job.as_bytes(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let until = Instant::now() + Duration::from_secs(30);
+    while fsync_work_dirs(&sub).is_empty() {
+        assert!(
+            Instant::now() < until,
+            "the fsync job never made its directory"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill();
+    let left = fsync_work_dirs(&sub);
+    assert_eq!(left.len(), 1, "kill -9 leaves the work directory: {left:?}");
+
+    let mut second = Agent::start(tmp.path(), "crash2", &allow);
+    assert!(fsync_work_dirs(&sub).is_empty(), "removed on start");
+    second.kill();
+    let mut stderr = String::new();
+    second
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("removed") && stderr.contains(&left[0]),
+        "the agent says what it removed: {stderr}"
+    );
+}
+
+#[test]
+fn after_kill_9_mid_services_the_next_run_removes_its_namespaces_and_says_so() {
+    infraqual_probes::require_caps!(NetAdmin, SysAdmin);
+    let mut crashed = common::infraqual()
+        .args([
+            "probe",
+            "services",
+            "--modes",
+            "iptables-nft",
+            "--counts",
+            "10,2000,5000",
+        ])
+        .args(["--samples", "20"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = format!("iq-{:x}s", crashed.id());
+    let until = Instant::now() + Duration::from_secs(60);
+    while infraqual_probes::system::netns::names_with_prefix(&prefix).len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "the services probe never made its namespaces"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    let left = infraqual_probes::system::netns::names_with_prefix(&prefix);
+    assert_eq!(left.len(), 2, "kill -9 leaves node and ep: {left:?}");
+
+    let r = common::run(&[
+        "probe",
+        "services",
+        "--modes",
+        "iptables-nft",
+        "--counts",
+        "10",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        infraqual_probes::system::netns::names_with_prefix(&prefix).is_empty(),
+        "the next run removed them"
+    );
+    for name in &left {
+        assert!(
+            r.stderr
+                .contains(&format!("removed network namespace {name}")),
+            "says so: {}",
+            r.stderr
+        );
+    }
+}

@@ -128,6 +128,7 @@ impl AgentConfig {
                 DirHandle::open(d).with_context(|| format!("--allow-dir {}", d.display()))?;
             allow_dirs.push(root);
         }
+        sweep_leftovers(&allow_dirs);
         if let Some(ns) = &args.netns {
             if !netns::exists(ns) {
                 bail!("--netns {ns}: no such network namespace (see `ip netns list`)");
@@ -173,6 +174,19 @@ impl AgentConfig {
         })
     }
 }
+
+/// What an earlier agent that crashed left: fsync work directories under
+/// the allowed directories and services sandbox namespaces; each removal is
+/// logged by the sweep.
+fn sweep_leftovers(allow_dirs: &[DirHandle]) {
+    for root in allow_dirs {
+        infraqual_probes::fsync::leftovers::sweep_tree(root, LEFTOVER_DEPTH);
+    }
+    infraqual_probes::services::sweep_orphans();
+}
+
+/// How deep below an allowed directory fsync leftovers are looked for.
+const LEFTOVER_DEPTH: usize = 3;
 
 /// Starts the echo responder from a thread inside the agent's namespace, so
 /// the responder's threads (which inherit it) serve there.

@@ -7,6 +7,7 @@ mod device;
 mod etcd_wal;
 mod fio_etcd;
 mod guard;
+pub mod leftovers;
 mod params;
 mod recorder;
 mod segment;
@@ -106,6 +107,7 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         }
     };
     let dir = handle.path().to_path_buf();
+    let swept = leftovers::sweep(handle);
     let storage = device::locate(&handle.proc_path())?;
     if let Some(reason) = &storage.volatile {
         if !params.allow_volatile {
@@ -129,6 +131,11 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     result.param("dir", dir.display().to_string());
     device::add_facts(&mut result, &storage);
     result.fact("free_bytes_before", free);
+    for removed in &swept {
+        result.warn(format!(
+            "removed {removed}, left by an earlier fsync run that crashed"
+        ));
+    }
     if let Some(reason) = &storage.volatile {
         result.fact("volatile", true);
         result.warn(format!(

@@ -161,9 +161,8 @@ impl DirHandle {
         self.unlink(name, 0)
     }
 
-    /// Removes the subdirectory `name` and the plain entries in it (the
-    /// probe's work directories hold files only).
-    pub fn remove_subdir(&self, name: &str) -> Result<(), ProbeError> {
+    /// Opens the existing subdirectory `name`, refusing a symlink.
+    pub fn open_subdir(&self, name: &str) -> Result<DirHandle, ProbeError> {
         let shown = self.shown.join(name);
         let c = c_name(name)?;
         // SAFETY: valid descriptor and C string; the result is checked.
@@ -174,10 +173,14 @@ impl DirHandle {
                 DIR_FLAGS | libc::O_NOFOLLOW,
             )
         };
-        let sub = DirHandle {
-            fd: owned(fd).map_err(|e| ProbeError::io(&shown, e))?,
-            shown: shown.clone(),
-        };
+        let fd = owned(fd).map_err(|e| ProbeError::io(&shown, e))?;
+        Ok(DirHandle { fd, shown })
+    }
+
+    /// Removes the subdirectory `name` and the plain entries in it (the
+    /// probe's work directories hold files only).
+    pub fn remove_subdir(&self, name: &str) -> Result<(), ProbeError> {
+        let sub = self.open_subdir(name)?;
         for entry in sub.entries()? {
             sub.remove_file(&entry)?;
         }

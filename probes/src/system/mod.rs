@@ -18,6 +18,12 @@ pub fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Whether process `pid` exists (a zombie counts: its files may still be in
+/// use until it is reaped).
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 pub fn read_u64(path: impl AsRef<Path>) -> Option<u64> {
     read_trimmed(path)?.parse().ok()
 }
