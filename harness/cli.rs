@@ -91,7 +91,8 @@ fn usage_error(err: clap::Error) -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INFRAQUAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // The agent's access and audit lines are on by default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,access=info,audit=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -493,14 +493,7 @@ fn after_kill_9_mid_fsync_the_next_agent_start_removes_the_leftovers_and_says_so
     let mut second = Agent::start(tmp.path(), "crash2", &allow);
     assert!(fsync_work_dirs(&sub).is_empty(), "removed on start");
     second.kill();
-    let mut stderr = String::new();
-    second
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = second.log_text();
     assert!(
         stderr.contains("removed") && stderr.contains(&left[0]),
         "the agent says what it removed: {stderr}"
@@ -559,4 +552,62 @@ fn after_kill_9_mid_services_the_next_run_removes_its_namespaces_and_says_so() {
             r.stderr
         );
     }
+}
+
+#[test]
+fn every_request_gets_an_access_line_and_every_job_an_audit_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(tmp.path(), "logs", &["--allow-target", "127.0.0.0/8"]);
+    for _ in 0..3 {
+        let (code, _) = http(&a.addr, "GET", "/v1/health", Some(&a.token), b"");
+        assert_eq!(code, 200);
+    }
+    let (code, _) = http(&a.addr, "GET", "/v1/health", None, b"");
+    assert_eq!(code, 401);
+    let job = r#"{"probe":"rtt","params":{"targets":[{"node":"x","path":"p","address":"127.0.0.1","port":9}],"count":1,"warmup":0,"kinds":["udp"],"timeout":"10ms"}}"#;
+    let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), job.as_bytes());
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_job(&a, &id);
+    let refused = r#"{"probe":"rtt","params":{"targets":[{"node":"x","path":"p","address":"10.9.9.9","port":9}]}}"#;
+    let (code, _) = http(
+        &a.addr,
+        "POST",
+        "/v1/jobs",
+        Some(&a.token),
+        refused.as_bytes(),
+    );
+    assert_eq!(code, 403);
+    a.kill();
+    let stderr = a.log_text();
+    let access: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("access peer="))
+        .collect();
+    assert!(access.len() >= 6, "{stderr}");
+    assert!(access.iter().any(|l| l.contains("status=401")), "{stderr}");
+    let audit: Vec<&str> = stderr.lines().filter(|l| l.contains("audit ")).collect();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("action=start-job probe=rtt")
+                && l.contains("127.0.0.1")
+                && l.contains(&format!("outcome=started id={id}"))),
+        "{stderr}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains(&format!("action=finish-job id={id}"))),
+        "{stderr}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("outcome=refused") && l.contains("10.9.9.9")),
+        "{stderr}"
+    );
 }

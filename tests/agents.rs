@@ -13,6 +13,9 @@ pub struct Agent {
     pub child: Child,
     pub addr: String,
     pub token: String,
+    /// The agent's stderr (access and audit lines, warnings): a file, so a
+    /// chatty agent never blocks on a full pipe.
+    pub log: PathBuf,
 }
 
 impl Agent {
@@ -22,6 +25,8 @@ impl Agent {
         write_private(&token_file, &token);
         let ready = dir.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&ready);
+        let log = dir.join(format!("{name}.stderr"));
+        let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_infraqual"))
             .args([
                 "agent",
@@ -36,11 +41,21 @@ impl Agent {
             .arg(&ready)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log_file)
             .spawn()
             .expect("agent starts");
         let addr = wait_for_file(&ready, Duration::from_secs(20));
-        Agent { child, addr, token }
+        Agent {
+            child,
+            addr,
+            token,
+            log,
+        }
+    }
+
+    /// What the agent wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {

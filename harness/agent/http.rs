@@ -2,6 +2,7 @@
 //! authentication, body limits, and JSON in and out.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -58,9 +59,29 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     )
 }
 
-pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+/// Serves one request and writes its access-log line.
+pub async fn handle(
+    state: Arc<AgentState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    // Debug formatting escapes anything odd a client put in the path.
+    let path = format!("{:?}", req.uri().path());
+    let reply = route(&state, peer, req).await;
+    tracing::info!(
+        target: "access",
+        "access peer={peer} method={method} path={path} status={} ms={}",
+        reply.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    Ok(reply)
+}
+
+async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     if let Err(refusal) = gate::check_host(req.headers(), &state.allowed_hosts) {
-        return Ok(error(StatusCode::FORBIDDEN, refusal.to_string()));
+        return error(StatusCode::FORBIDDEN, refusal.to_string());
     }
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let Some(scope) = state.credentials.scope(header) else {
@@ -69,34 +90,31 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
             WWW_AUTHENTICATE,
             hyper::header::HeaderValue::from_static("Bearer"),
         );
-        return Ok(resp);
+        return resp;
     };
     let path = req.uri().path().to_string();
     if path == "/v1/jobs" || path.starts_with("/v1/jobs/") || path == "/v1/targets" {
         if let Err(refusal) = gate::check_not_browser(req.headers()) {
-            return Ok(error(StatusCode::FORBIDDEN, refusal.to_string()));
+            return error(StatusCode::FORBIDDEN, refusal.to_string());
         }
         if scope != Scope::Jobs {
-            return Ok(error(
+            return error(
                 StatusCode::FORBIDDEN,
                 "this token is read-only (health, inventory, metrics); jobs need the job token",
-            ));
+            );
         }
         if req.method() == Method::POST {
             if let Err(refusal) = gate::check_json(req.headers()) {
-                return Ok(error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    refusal.to_string(),
-                ));
+                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, refusal.to_string());
             }
         }
     }
     let method = req.method().clone();
     let reply = match (method, path.as_str()) {
-        (Method::GET, "/v1/health") => health(&state),
-        (Method::GET, "/v1/inventory") => inventory(&state).await,
-        (Method::POST, "/v1/jobs") => start_job(&state, req).await,
-        (Method::POST, "/v1/targets") => register_targets(&state, req).await,
+        (Method::GET, "/v1/health") => health(state),
+        (Method::GET, "/v1/inventory") => inventory(state).await,
+        (Method::POST, "/v1/jobs") => start_job(state, peer, req).await,
+        (Method::POST, "/v1/targets") => register_targets(state, peer, req).await,
         (Method::GET, "/metrics") => {
             let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
                 &state.jobs,
@@ -133,7 +151,7 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
     };
-    Ok(reply)
+    reply
 }
 
 fn health(state: &AgentState) -> Reply {
@@ -227,7 +245,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
 
 /// A coordinator allows the addresses of its plan's other agents as rtt
 /// and mtu targets, for the time its run may take.
-async fn register_targets(state: &AgentState, req: Request<Incoming>) -> Reply {
+async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(reply) => return reply,
@@ -242,6 +260,12 @@ async fn register_targets(state: &AgentState, req: Request<Incoming>) -> Reply {
         }
     };
     let ttl = std::time::Duration::from_millis(registration.ttl_ms);
+    tracing::info!(
+        target: "audit",
+        "audit peer={peer} action=register-targets addresses={:?} ttl_ms={}",
+        registration.addresses,
+        registration.ttl_ms
+    );
     match state.jobs.targets.register(&registration.addresses, ttl) {
         Ok(()) => json(
             StatusCode::OK,
@@ -251,7 +275,7 @@ async fn register_targets(state: &AgentState, req: Request<Incoming>) -> Reply {
     }
 }
 
-async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
+async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(reply) => return reply,
@@ -260,7 +284,17 @@ async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
         Ok(job) => job,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}")),
     };
-    match state.jobs.start(job) {
+    let (probe, params) = (job.probe, job.params.to_string());
+    let started = state.jobs.start(job);
+    let outcome = match &started {
+        Ok(id) => format!("started id={id}"),
+        Err(e) => format!("refused reason={:?}", e.to_string()),
+    };
+    tracing::info!(
+        target: "audit",
+        "audit peer={peer} action=start-job probe={probe} params={params} outcome={outcome}"
+    );
+    match started {
         Ok(id) => json(StatusCode::CREATED, &JobCreated { id }),
         Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
         Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),

@@ -233,6 +233,11 @@ impl Jobs {
     }
 
     fn finish(&self, id: &str, outcome: Result<ProbeResult, String>) {
+        let ended = match &outcome {
+            Ok(_) => "done".to_string(),
+            Err(message) => format!("error={message:?}"),
+        };
+        tracing::info!(target: "audit", "audit action=finish-job id={id} outcome={ended}");
         let mut table = self.lock();
         let mut latest = None;
         if let Some(job) = table.jobs.get_mut(id) {

@@ -292,7 +292,7 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = service_fn(move |req| http::handle(Arc::clone(&state), req));
+            let service = service_fn(move |req| http::handle(Arc::clone(&state), peer, req));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
