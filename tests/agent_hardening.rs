@@ -611,3 +611,67 @@ fn every_request_gets_an_access_line_and_every_job_an_audit_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_echo_responder_answers_only_registered_nonces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Agent::start(tmp.path(), "echo", &["--echo-listen", "127.0.0.1:0"]);
+    let (_, health) = http(&a.addr, "GET", "/v1/health", Some(&a.token), b"");
+    let port = serde_json::from_str::<serde_json::Value>(&health).unwrap()["echo_port"]
+        .as_u64()
+        .unwrap() as u16;
+    let echo = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let nonce_hex = random_token();
+    let nonce: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&nonce_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let udp_answered = |datagram: &[u8]| {
+        udp.send_to(datagram, echo).unwrap();
+        let mut buf = [0u8; 256];
+        udp.recv_from(&mut buf).is_ok()
+    };
+    let tcp_answered = |preface: &[u8]| {
+        let mut s = TcpStream::connect(echo).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(preface);
+        let _ = s.write_all(b"ping");
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back).is_ok() && &back == b"ping"
+    };
+    let signed = [b"hello, reflector".as_slice(), &nonce].concat();
+    assert!(
+        !udp_answered(b"hello, reflector"),
+        "an unregistered UDP source gets nothing"
+    );
+    assert!(
+        !udp_answered(&signed),
+        "nor one with a nonce nobody registered"
+    );
+    assert!(
+        !tcp_answered(&nonce),
+        "TCP without a registered nonce is closed"
+    );
+
+    let registration =
+        format!(r#"{{"addresses": [], "ttl_ms": 60000, "echo_nonce": "{nonce_hex}"}}"#);
+    let (code, body) = http(
+        &a.addr,
+        "POST",
+        "/v1/targets",
+        Some(&a.token),
+        registration.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(udp_answered(&signed), "a registered nonce is echoed");
+    assert!(
+        !udp_answered(b"hello, reflector"),
+        "still nothing without it"
+    );
+    assert!(
+        tcp_answered(&nonce),
+        "TCP after the registered nonce is echoed"
+    );
+}

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use infraqual_probes::rtt::responder::{parse_nonce, EchoNonces};
 use infraqual_probes::system::netns;
 use infraqual_probes::{inventory, registry, ProbeContext, Profile};
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 
 pub struct AgentState {
     pub credentials: Credentials,
+    /// Run nonces the echo responder answers.
+    pub echo_nonces: Arc<EchoNonces>,
     /// Host names accepted besides IP literals and localhost.
     pub allowed_hosts: Vec<String>,
     pub jobs: Jobs,
@@ -259,11 +262,26 @@ async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Inc
             )
         }
     };
-    let ttl = std::time::Duration::from_millis(registration.ttl_ms);
+    let ttl =
+        std::time::Duration::from_millis(registration.ttl_ms).min(super::targets::MAX_REGISTRATION);
+    let nonce = match registration.echo_nonce.as_deref().map(parse_nonce) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "echo_nonce: 32 hex digits"),
+        Some(Some(n)) => Some(n),
+        None => None,
+    };
+    if let Some(nonce) = nonce {
+        if !state.echo_nonces.register(nonce, ttl) {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many echo nonces registered",
+            );
+        }
+    }
     tracing::info!(
         target: "audit",
-        "audit peer={peer} action=register-targets addresses={:?} ttl_ms={}",
+        "audit peer={peer} action=register-targets addresses={:?} echo_nonce={} ttl_ms={}",
         registration.addresses,
+        nonce.is_some(),
         registration.ttl_ms
     );
     match state.jobs.targets.register(&registration.addresses, ttl) {

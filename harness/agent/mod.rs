@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::rtt::responder::{EchoNonces, EchoResponder};
 use infraqual_probes::system::dirfd::DirHandle;
 use infraqual_probes::system::netns;
 use infraqual_probes::CancelToken;
@@ -147,8 +147,9 @@ impl AgentConfig {
             args.echo_port
                 .map(|port| SocketAddr::new(args.listen.ip(), port))
         });
+        let echo_nonces = Arc::new(EchoNonces::default());
         let echo = echo_bind
-            .map(|bind| start_echo(bind, args.netns.as_deref()))
+            .map(|bind| start_echo(bind, args.netns.as_deref(), Arc::clone(&echo_nonces)))
             .transpose()?;
         let mut jobs = Jobs::new(
             node.clone(),
@@ -161,6 +162,7 @@ impl AgentConfig {
             listen: args.listen,
             state: AgentState {
                 credentials,
+                echo_nonces,
                 allowed_hosts: args.allow_hosts.clone(),
                 jobs,
                 node,
@@ -190,7 +192,11 @@ const LEFTOVER_DEPTH: usize = 3;
 
 /// Starts the echo responder from a thread inside the agent's namespace, so
 /// the responder's threads (which inherit it) serve there.
-fn start_echo(bind: SocketAddr, netns: Option<&str>) -> Result<EchoResponder> {
+fn start_echo(
+    bind: SocketAddr,
+    netns: Option<&str>,
+    nonces: Arc<EchoNonces>,
+) -> Result<EchoResponder> {
     let netns = netns.map(str::to_string);
     let started = std::thread::Builder::new()
         .name("echo-setup".into())
@@ -198,7 +204,11 @@ fn start_echo(bind: SocketAddr, netns: Option<&str>) -> Result<EchoResponder> {
             if let Some(ns) = &netns {
                 netns::enter(ns)?;
             }
-            Ok(EchoResponder::start(bind, CancelToken::new())?)
+            Ok(EchoResponder::start_gated(
+                bind,
+                CancelToken::new(),
+                Some(nonces),
+            )?)
         })
         .context("starting the echo responder thread")?
         .join()

@@ -83,6 +83,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         events,
         cancel,
         progress: MultiProgress::with_draw_target(draw_target()),
+        echo_nonce: crate::agent::generate_token()?,
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -118,6 +119,9 @@ struct Orchestra {
     events: std::sync::mpsc::Sender<Event>,
     cancel: CancelToken,
     progress: MultiProgress,
+    /// The nonce this run's rtt and mtu exchanges carry; the target agents'
+    /// echo responders answer only registered nonces.
+    echo_nonce: String,
 }
 
 impl Orchestra {
@@ -293,7 +297,12 @@ impl Orchestra {
             let params = self.pairwise_params(&source.name, plan_params);
             let outcome = match params.and_then(|p| deadline_for(probe, &p).map(|d| (p, d))) {
                 Ok((params, deadline)) => {
-                    match register_targets(source, &params, deadline + self.plan.lease).await {
+                    let ttl = deadline + self.plan.lease;
+                    let registered = match self.register_nonce(source, ttl).await {
+                        Ok(()) => register_targets(source, &params, ttl).await,
+                        Err(e) => Err(e),
+                    };
+                    match registered {
                         Ok(()) => {
                             let spec = JobSpec {
                                 probe,
@@ -312,6 +321,28 @@ impl Orchestra {
             bar.inc(1);
         }
         bar.finish();
+    }
+
+    /// Tells every other live agent's echo responder to answer this run's
+    /// nonce while the source measures against it.
+    async fn register_nonce(&self, source: &AgentClient, ttl: Duration) -> Result<(), JobError> {
+        for target in self.alive() {
+            if target.name == source.name {
+                continue;
+            }
+            let registration = TargetRegistration {
+                addresses: Vec::new(),
+                ttl_ms: ttl.as_millis() as u64,
+                echo_nonce: Some(self.echo_nonce.clone()),
+            };
+            if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
+                return Err(JobError::Probe(format!(
+                    "registering the run's echo nonce with {}: {e}",
+                    target.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Targets for a source: every other live agent on every requested path
@@ -344,6 +375,7 @@ impl Orchestra {
             return Err("no targets: no other live agent with an echo responder and an address on the requested paths".into());
         }
         params.insert("targets".into(), Value::Array(targets));
+        params.insert("echo_nonce".into(), Value::String(self.echo_nonce.clone()));
         Ok(Value::Object(params))
     }
 }
@@ -368,6 +400,7 @@ async fn register_targets(
     let registration = TargetRegistration {
         addresses,
         ttl_ms: ttl.as_millis() as u64,
+        echo_nonce: None,
     };
     source
         .post::<_, Value>("/v1/targets", &registration)

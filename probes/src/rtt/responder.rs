@@ -29,6 +29,60 @@ pub const MTU_MAGIC: &[u8; 8] = b"IQMTU\0\0\0";
 /// How much of an mtu probe datagram is echoed.
 pub const MTU_REPLY_LEN: usize = 24;
 
+/// Length of a run's echo nonce: the last bytes of every UDP datagram and
+/// the first bytes of every TCP connection a gated responder answers.
+pub const NONCE_LEN: usize = 16;
+/// A gated responder waits this long for a TCP connection's nonce.
+const NONCE_WAIT: Duration = Duration::from_secs(2);
+/// Nonces remembered at once by a gated responder.
+pub const MAX_NONCES: usize = 1024;
+
+/// A run's echo nonce from its 32 hex digits.
+pub fn parse_nonce(hex: &str) -> Option<[u8; NONCE_LEN]> {
+    if hex.len() != NONCE_LEN * 2 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; NONCE_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The nonces a gated responder answers: registered by authenticated
+/// callers (an agent's coordinator) for a limited time. Anything else gets
+/// no reply, so the responder is no reflector and cannot be held open.
+#[derive(Debug, Default)]
+pub struct EchoNonces {
+    table: Mutex<HashMap<[u8; NONCE_LEN], Instant>>,
+}
+
+impl EchoNonces {
+    /// Answers `nonce` until `ttl` from now; false when the table is full.
+    pub fn register(&self, nonce: [u8; NONCE_LEN], ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.retain(|_, until| *until > now);
+        if table.len() >= MAX_NONCES && !table.contains_key(&nonce) {
+            return false;
+        }
+        let until = now + ttl;
+        let entry = table.entry(nonce).or_insert(until);
+        *entry = (*entry).max(until);
+        true
+    }
+
+    pub fn accepts(&self, nonce: &[u8]) -> bool {
+        let Ok(key) = <[u8; NONCE_LEN]>::try_from(nonce) else {
+            return false;
+        };
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.get(&key).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+type Gate = Option<Arc<EchoNonces>>;
+
 /// How often blocked threads wake to notice a stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Largest UDP datagram (and TCP read) the responder handles.
@@ -53,6 +107,16 @@ impl EchoResponder {
     /// Binds UDP and TCP on `bind` (port 0: one free port for both) and
     /// starts serving. Stops when dropped or when `cancel` fires.
     pub fn start(bind: SocketAddr, cancel: CancelToken) -> Result<EchoResponder, ProbeError> {
+        Self::start_gated(bind, cancel, None)
+    }
+
+    /// As `start`, answering only exchanges that carry a nonce in `gate`
+    /// (None: every exchange, for a responder on a private network).
+    pub fn start_gated(
+        bind: SocketAddr,
+        cancel: CancelToken,
+        gate: Gate,
+    ) -> Result<EchoResponder, ProbeError> {
         let (listener, udp) = bind_pair(bind)?;
         let local = listener
             .local_addr()
@@ -62,10 +126,10 @@ impl EchoResponder {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
 
-        let (s, c) = (Arc::clone(&stop), cancel.clone());
-        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c))?);
+        let (s, c, g) = (Arc::clone(&stop), cancel.clone(), gate.clone());
+        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c, &g))?);
         let (s, c) = (Arc::clone(&stop), cancel);
-        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c)) {
+        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c, gate)) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -161,7 +225,7 @@ fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
     stop.load(Ordering::Relaxed) || cancel.is_cancelled()
 }
 
-fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
+fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &Gate) {
     let mut buf = vec![0u8; BUFFER_BYTES];
     while !stopped(stop, cancel) {
         let (n, peer) = match socket.recv_from(&mut buf) {
@@ -172,6 +236,11 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
             // here on some kernels; they concern one peer, not the responder.
             Err(_) => continue,
         };
+        if let Some(gate) = gate {
+            if n < NONCE_LEN || !gate.accepts(&buf[n - NONCE_LEN..n]) {
+                continue;
+            }
+        }
         let reply = if buf[..n].starts_with(MTU_MAGIC) {
             &buf[..n.min(MTU_REPLY_LEN)]
         } else {
@@ -181,7 +250,7 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
     }
 }
 
-fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken) {
+fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken, gate: Gate) {
     let active = Arc::new(AtomicUsize::new(0));
     let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
@@ -222,9 +291,13 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
         }
         active.fetch_add(1, Ordering::Relaxed);
         let (s, c, a) = (Arc::clone(stop), cancel.clone(), Arc::clone(&active));
+        let g = gate.clone();
         let release_on_fail = release.clone();
         match spawn("iq-echo-conn", move || {
-            serve_connection(stream, &s, &c);
+            let mut stream = stream;
+            if g.as_deref().is_none_or(|g| nonce_arrives(&mut stream, g)) {
+                serve_connection(stream, &s, &c);
+            }
             a.fetch_sub(1, Ordering::Relaxed);
             release();
         }) {
@@ -238,6 +311,27 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
     for c in connections {
         let _ = c.join();
     }
+}
+
+/// A gated connection's first NONCE_LEN bytes, within NONCE_WAIT: is it a
+/// registered nonce?
+fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
+    let mut nonce = [0u8; NONCE_LEN];
+    let mut got = 0;
+    let until = Instant::now() + NONCE_WAIT;
+    while got < NONCE_LEN && Instant::now() < until {
+        match stream.read(&mut nonce[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    got == NONCE_LEN && gate.accepts(&nonce)
 }
 
 fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {

@@ -42,7 +42,7 @@ pub(crate) fn request_response(
     let addr = target.socket_addr();
     let mut m = Measured::new();
     let deadline = Instant::now() + params.time_limit.0;
-    let mut stream = match open(addr, params.timeout.0) {
+    let mut stream = match open(addr, params.timeout.0, params.nonce_bytes()) {
         Ok(s) => s,
         Err(e) => {
             m.stopped_early = Some(format!("cannot connect to {addr}: {e}"));
@@ -84,7 +84,7 @@ pub(crate) fn request_response(
             Err(_) => {
                 // The stream is out of step after a failed exchange: start over.
                 m.errors += 1;
-                match open(addr, params.timeout.0) {
+                match open(addr, params.timeout.0, params.nonce_bytes()) {
                     Ok(s) => stream = s,
                     Err(e) => {
                         m.stopped_early = Some(format!("reconnect to {addr} failed: {e}"));
@@ -97,11 +97,19 @@ pub(crate) fn request_response(
     Ok(m)
 }
 
-fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+fn open(
+    addr: SocketAddr,
+    timeout: Duration,
+    nonce: Option<[u8; super::responder::NONCE_LEN]>,
+) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    // A gated responder echoes only after the run's nonce.
+    if let Some(nonce) = nonce {
+        stream.write_all(&nonce)?;
+    }
     Ok(stream)
 }
 

@@ -45,6 +45,10 @@ pub(crate) fn ping_pong(
     let mut out = vec![0u8; params.payload];
     let mut back = vec![0u8; MAX_PAYLOAD + 1];
     out[8..16].copy_from_slice(&nonce.to_le_bytes());
+    if let Some(run_nonce) = params.nonce_bytes() {
+        let at = out.len() - run_nonce.len();
+        out[at..].copy_from_slice(&run_nonce);
+    }
     // One bit per sequence number: has a reply for it been seen?
     let mut seen = vec![0u64; total.div_ceil(64) as usize];
     let mut m = Measured::new();
