@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agents::{http, random_token, write_private, Agent};
+use agents::{http, random_token, read_response, write_private, Agent};
 use common::assert_one_line_error;
 
 /// Sends `head` (CRLF lines, without the blank line) and `body` as they are;
@@ -26,16 +26,12 @@ fn raw(addr: &str, head: &str, body: &str) -> (u16, String) {
         body.len()
     );
     s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (status, body.unwrap_or_default())
+    read_response(&mut s)
+}
+
+/// POST `body` (JSON) to `path` with the agent's job token.
+fn post(a: &Agent, path: &str, body: &str) -> (u16, String) {
+    http(&a.addr, "POST", path, Some(&a.token), body.as_bytes())
 }
 
 const JOB: &str = r#"{"probe":"inventory"}"#;
@@ -154,7 +150,7 @@ fn a_symlink_swapped_under_an_allowed_dir_never_lets_fsync_write_outside() {
     .to_string();
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..200 {
-        let (code, reply) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), body.as_bytes());
+        let (code, reply) = post(&a, "/v1/jobs", &body);
         match code {
             201 => {
                 let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
@@ -195,7 +191,7 @@ fn fsync_dir_answers_do_not_tell_whether_an_outside_path_exists() {
     );
     let answer = |dir: &str| {
         let body = serde_json::json!({"probe": "fsync", "params": {"dir": dir}}).to_string();
-        http(&a.addr, "POST", "/v1/jobs", Some(&a.token), body.as_bytes())
+        post(&a, "/v1/jobs", &body)
     };
     let (c1, b1) = answer("/etc");
     let (c2, b2) = answer("/etcc");
@@ -209,25 +205,26 @@ fn an_agent_without_a_token_file_does_not_start_even_on_loopback() {
     assert_one_line_error(&r, "--token-file is required");
 }
 
-#[test]
-fn plaintext_beyond_loopback_is_refused_without_the_flag() {
+/// `infraqual agent --listen LISTEN` with a fresh token file of `mode`.
+fn agent_start_with_token_mode(listen: &str, mode: u32) -> common::Run {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let token = tmp.path().join("t");
     write_private(&token, &random_token());
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
     let t = token.to_str().unwrap();
-    let r = common::run(&["agent", "--listen", "0.0.0.0:0", "--token-file", t]);
+    common::run(&["agent", "--listen", listen, "--token-file", t])
+}
+
+#[test]
+fn plaintext_beyond_loopback_is_refused_without_the_flag() {
+    let r = agent_start_with_token_mode("0.0.0.0:0", 0o600);
     assert_one_line_error(&r, "refusing plain HTTP beyond loopback");
 }
 
 #[test]
 fn a_world_readable_token_file_is_refused_with_a_one_line_reason() {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let token = tmp.path().join("t");
-    write_private(&token, &random_token());
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let t = token.to_str().unwrap();
-    let r = common::run(&["agent", "--listen", "127.0.0.1:0", "--token-file", t]);
+    let r = agent_start_with_token_mode("127.0.0.1:0", 0o644);
     assert_one_line_error(&r, "readable by group or others (mode 0644)");
 }
 
@@ -377,7 +374,7 @@ fn a_job_flood_gets_429_with_retry_after_and_leaves_the_agent_serving() {
         .all(|(_, retry)| *retry));
     let ended = Instant::now();
     let (code, body) = loop {
-        let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), job.as_bytes());
+        let (code, body) = post(&a, "/v1/jobs", &job);
         if code != 429 || ended.elapsed() > Duration::from_secs(30) {
             break (code, body);
         }
@@ -403,21 +400,9 @@ fn rtt_targets_outside_the_allowed_set_get_403_until_registered() {
         })
         .to_string()
     };
-    let (code, body) = http(
-        &a.addr,
-        "POST",
-        "/v1/jobs",
-        Some(&a.token),
-        job("127.0.0.2").as_bytes(),
-    );
+    let (code, body) = post(&a, "/v1/jobs", &job("127.0.0.2"));
     assert_eq!(code, 201, "inside --allow-target: {body}");
-    let (code, body) = http(
-        &a.addr,
-        "POST",
-        "/v1/jobs",
-        Some(&a.token),
-        job("127.0.0.3").as_bytes(),
-    );
+    let (code, body) = post(&a, "/v1/jobs", &job("127.0.0.3"));
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("target 127.0.0.3 is not allowed"), "{body}");
     let mtu = serde_json::json!({
@@ -425,24 +410,12 @@ fn rtt_targets_outside_the_allowed_set_get_403_until_registered() {
         "params": {"targets": [{"node": "x", "path": "p", "address": "127.0.0.3", "port": 9}]},
     })
     .to_string();
-    let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), mtu.as_bytes());
+    let (code, body) = post(&a, "/v1/jobs", &mtu);
     assert_eq!(code, 403, "mtu too: {body}");
     let registration = r#"{"addresses": ["127.0.0.3"], "ttl_ms": 60000}"#;
-    let (code, body) = http(
-        &a.addr,
-        "POST",
-        "/v1/targets",
-        Some(&a.token),
-        registration.as_bytes(),
-    );
+    let (code, body) = post(&a, "/v1/targets", registration);
     assert_eq!(code, 200, "{body}");
-    let (code, body) = http(
-        &a.addr,
-        "POST",
-        "/v1/jobs",
-        Some(&a.token),
-        job("127.0.0.3").as_bytes(),
-    );
+    let (code, body) = post(&a, "/v1/jobs", &job("127.0.0.3"));
     assert_eq!(code, 201, "registered by a coordinator: {body}");
 }
 
@@ -470,13 +443,7 @@ fn after_kill_9_mid_fsync_the_next_agent_start_removes_the_leftovers_and_says_so
         "params": {"dir": sub, "size": "64MiB", "duration": "60s", "allow_volatile": true},
     })
     .to_string();
-    let (code, body) = http(
-        &first.addr,
-        "POST",
-        "/v1/jobs",
-        Some(&first.token),
-        job.as_bytes(),
-    );
+    let (code, body) = post(&first, "/v1/jobs", &job);
     assert_eq!(code, 201, "{body}");
     let until = Instant::now() + Duration::from_secs(30);
     while fsync_work_dirs(&sub).is_empty() {
@@ -565,7 +532,7 @@ fn every_request_gets_an_access_line_and_every_job_an_audit_line() {
     let (code, _) = http(&a.addr, "GET", "/v1/health", None, b"");
     assert_eq!(code, 401);
     let job = r#"{"probe":"rtt","params":{"targets":[{"node":"x","path":"p","address":"127.0.0.1","port":9}],"count":1,"warmup":0,"kinds":["udp"],"timeout":"10ms"}}"#;
-    let (code, body) = http(&a.addr, "POST", "/v1/jobs", Some(&a.token), job.as_bytes());
+    let (code, body) = post(&a, "/v1/jobs", job);
     assert_eq!(code, 201, "{body}");
     let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
         .as_str()
@@ -573,13 +540,7 @@ fn every_request_gets_an_access_line_and_every_job_an_audit_line() {
         .to_string();
     wait_job(&a, &id);
     let refused = r#"{"probe":"rtt","params":{"targets":[{"node":"x","path":"p","address":"10.9.9.9","port":9}]}}"#;
-    let (code, _) = http(
-        &a.addr,
-        "POST",
-        "/v1/jobs",
-        Some(&a.token),
-        refused.as_bytes(),
-    );
+    let (code, _) = post(&a, "/v1/jobs", refused);
     assert_eq!(code, 403);
     a.kill();
     let stderr = a.log_text();
@@ -657,13 +618,7 @@ fn the_echo_responder_answers_only_registered_nonces() {
 
     let registration =
         format!(r#"{{"addresses": [], "ttl_ms": 60000, "echo_nonce": "{nonce_hex}"}}"#);
-    let (code, body) = http(
-        &a.addr,
-        "POST",
-        "/v1/targets",
-        Some(&a.token),
-        registration.as_bytes(),
-    );
+    let (code, body) = post(&a, "/v1/targets", &registration);
     assert_eq!(code, 200, "{body}");
     assert!(udp_answered(&signed), "a registered nonce is echoed");
     assert!(

@@ -123,6 +123,12 @@ pub fn http(
     s.write_all(head.as_bytes()).unwrap();
     // The agent may answer 413 before reading a large body; ignore EPIPE.
     let _ = s.write_all(body);
+    read_response(&mut s)
+}
+
+/// Reads a whole response (the request said `Connection: close`); returns
+/// (status, body).
+pub fn read_response(s: &mut TcpStream) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

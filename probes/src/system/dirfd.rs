@@ -119,16 +119,7 @@ impl DirHandle {
         if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
             return Err(ProbeError::io(&shown, std::io::Error::last_os_error()));
         }
-        // SAFETY: as above.
-        let fd = unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                DIR_FLAGS | libc::O_NOFOLLOW,
-            )
-        };
-        let fd = owned(fd).map_err(|e| ProbeError::io(&shown, e))?;
-        Ok(DirHandle { fd, shown })
+        self.open_subdir(name)
     }
 
     /// Creates a new file `name` (never an existing one, never through a
