@@ -90,6 +90,26 @@ pub fn write_private(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// Polls job `id` until it is no longer running; returns its last status.
+pub fn wait_job(a: &Agent, id: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = http(
+            &a.addr,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            Some(&a.token),
+            b"",
+        );
+        assert_eq!(code, 200, "{body}");
+        if !body.contains("\"state\":\"running\"") {
+            return body;
+        }
+        assert!(Instant::now() < until, "job {id} never finished");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub fn wait_for_file(path: &Path, limit: Duration) -> String {
     let until = Instant::now() + limit;
     loop {
