@@ -23,6 +23,10 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let token_file = dir.join("token");
     std::fs::write(&token_file, infraqual::agent::generate_token()?)?;
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -37,12 +41,17 @@ fn main() -> Result<()> {
             let agent_args = AgentArgs {
                 listen: "127.0.0.1:0".parse()?,
                 token_file: Some(token_file.clone()),
+                read_token_file: None,
+                allow_hosts: Vec::new(),
+                allow_targets: Vec::new(),
+                insecure_plaintext: false,
                 tls_cert: None,
                 tls_key: None,
                 allow_dirs: Vec::new(),
                 node: Some(name.clone()),
                 netns: None,
                 echo_port: None,
+                echo_listen: None,
                 ready_file: None,
                 profile: "etcd".into(),
                 identity: Default::default(),

@@ -42,6 +42,19 @@ pub struct JobRequest {
     pub deadline_ms: u64,
 }
 
+/// `POST /v1/targets`: addresses the agent's rtt and mtu jobs may send to,
+/// and the echo nonce its responder answers, for `ttl_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRegistration {
+    pub addresses: Vec<std::net::IpAddr>,
+    pub ttl_ms: u64,
+    /// A run's echo nonce (32 hex digits) this agent's echo responder
+    /// answers for `ttl_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_nonce: Option<String>,
+}
+
 pub fn default_lease_ms() -> u64 {
     15_000
 }

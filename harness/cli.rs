@@ -35,7 +35,7 @@ pub enum Command {
     /// Run a plan: drive the agents it names and write one run bundle.
     Run(crate::coordinator::RunArgs),
     /// Serve this machine's probes to a coordinator (HTTP/1.1 JSON API, bearer token, optional TLS).
-    Agent(crate::agent::AgentArgs),
+    Agent(Box<crate::agent::AgentArgs>),
     /// A local emulated cluster in network namespaces: up, down, status.
     Lab(commands::lab::LabArgs),
     /// Compare two run bundles (or a run against a saved baseline): verdicts with confidence.
@@ -97,7 +97,8 @@ fn usage_error(err: clap::Error) -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INFRAQUAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // The agent's access and audit lines are on by default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,access=info,audit=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

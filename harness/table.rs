@@ -5,7 +5,21 @@ use infraqual_probes::{ProbeResult, Verdict};
 use infraqual_reports::format;
 
 /// Left-aligned columns sized to their widest cell.
+/// Control characters (escape sequences, carriage returns, newlines) in
+/// text that came from an agent or a file would rewrite the terminal; each
+/// is shown as `?` instead.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| printable(cell)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -101,4 +115,22 @@ pub fn probe_summary(result: &ProbeResult) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_agents_never_reach_the_terminal() {
+        let rows = vec![vec![
+            "node\x1b[2J".to_string(),
+            "line one\r\nline two\x07\tend".to_string(),
+        ]];
+        let out = render(&["node", "message"], &rows);
+        assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'));
+        assert_eq!(out.lines().count(), 2, "one header and one row: {out:?}");
+        assert!(out.contains("node?[2J"), "{out}");
+        assert_eq!(printable("größe 10 µs"), "größe 10 µs");
+    }
 }

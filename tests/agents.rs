@@ -13,18 +13,20 @@ pub struct Agent {
     pub child: Child,
     pub addr: String,
     pub token: String,
+    /// The agent's stderr (access and audit lines, warnings): a file, so a
+    /// chatty agent never blocks on a full pipe.
+    pub log: PathBuf,
 }
 
 impl Agent {
     pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Agent {
-        let token = format!(
-            "{:032x}",
-            std::process::id() as u128 * 7919 + name.len() as u128
-        );
+        let token = random_token();
         let token_file = dir.join(format!("{name}.token"));
-        std::fs::write(&token_file, &token).unwrap();
+        write_private(&token_file, &token);
         let ready = dir.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&ready);
+        let log = dir.join(format!("{name}.stderr"));
+        let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_infraqual"))
             .args([
                 "agent",
@@ -39,11 +41,21 @@ impl Agent {
             .arg(&ready)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log_file)
             .spawn()
             .expect("agent starts");
         let addr = wait_for_file(&ready, Duration::from_secs(20));
-        Agent { child, addr, token }
+        Agent {
+            child,
+            addr,
+            token,
+            log,
+        }
+    }
+
+    /// What the agent wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -59,6 +71,42 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// 128 random bits in hex, as `openssl rand -hex 16` makes them.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file only its owner can read, as the agent wants its token files.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Polls job `id` until it is no longer running; returns its last status.
+pub fn wait_job(a: &Agent, id: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = http(
+            &a.addr,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            Some(&a.token),
+            b"",
+        );
+        assert_eq!(code, 200, "{body}");
+        if !body.contains("\"state\":\"running\"") {
+            return body;
+        }
+        assert!(Instant::now() < until, "job {id} never finished");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -95,6 +143,12 @@ pub fn http(
     s.write_all(head.as_bytes()).unwrap();
     // The agent may answer 413 before reading a large body; ignore EPIPE.
     let _ = s.write_all(body);
+    read_response(&mut s)
+}
+
+/// Reads a whole response (the request said `Connection: close`); returns
+/// (status, body).
+pub fn read_response(s: &mut TcpStream) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -259,7 +259,7 @@ fn walk_count(dir: &std::path::Path) -> usize {
 #[test]
 fn agent_refuses_to_listen_beyond_loopback_without_a_token() {
     let r = common::run(&["agent", "--listen", "0.0.0.0:0"]);
-    assert_one_line_error(&r, "refusing to serve beyond loopback without --token-file");
+    assert_one_line_error(&r, "--token-file is required");
 }
 
 #[test]

@@ -1,11 +1,16 @@
-//! Bearer tokens: loaded from a file, compared in constant time.
+//! Bearer tokens: loaded from a file only its owner can read, at least 128
+//! bits strong, compared in constant time; one for jobs and, optionally, a
+//! read-only one for scrapers.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 /// Shortest token accepted: 128 bits of hex.
 pub const MIN_TOKEN_LEN: usize = 32;
+/// Least estimated strength accepted.
+pub const MIN_TOKEN_BITS: f64 = 128.0;
 
 #[derive(Clone)]
 pub struct Token(Vec<u8>);
@@ -17,13 +22,31 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn load(path: &Path) -> Result<Token> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--token-file {}", path.display()))?;
+    /// `flag` names the option in messages (`--token-file`).
+    pub fn load(flag: &str, path: &Path) -> Result<Token> {
+        let meta = std::fs::metadata(path).with_context(|| format!("{flag} {}", path.display()))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{flag} {}: readable by group or others (mode {:04o}); `chmod 600` it",
+                path.display(),
+                mode & 0o7777
+            );
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))?;
         let token = text.trim();
         if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
             bail!(
-                "--token-file {}: a token must be one word of at least {MIN_TOKEN_LEN} characters \
+                "{flag} {}: a token must be one word of at least {MIN_TOKEN_LEN} characters \
+                 (e.g. `openssl rand -hex 16`)",
+                path.display()
+            );
+        }
+        let bits = estimated_bits(token);
+        if bits < MIN_TOKEN_BITS {
+            bail!(
+                "{flag} {}: the token is about {bits:.0} bits strong, under {MIN_TOKEN_BITS:.0} \
                  (e.g. `openssl rand -hex 16`)",
                 path.display()
             );
@@ -44,6 +67,61 @@ impl Token {
         };
         constant_time_eq(presented, &self.0)
     }
+}
+
+/// What the operator may use a request for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// health, inventory, metrics.
+    Read,
+    /// everything, jobs included.
+    Jobs,
+}
+
+/// The job token and an optional read-only token.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub jobs: Token,
+    pub read: Option<Token>,
+}
+
+impl Credentials {
+    /// The scope an `Authorization` header grants, if any.
+    pub fn scope(&self, header: Option<&[u8]>) -> Option<Scope> {
+        if self.jobs.accepts(header) {
+            Some(Scope::Jobs)
+        } else if self.read.as_ref().is_some_and(|r| r.accepts(header)) {
+            Some(Scope::Read)
+        } else {
+            None
+        }
+    }
+}
+
+/// Strength of a token drawn at random from the smallest common alphabet
+/// holding all its characters (hex, base64url, printable ASCII), counting
+/// only as many characters as are distinct-enough to be random: a token of
+/// few distinct characters is treated as a word, not as random.
+fn estimated_bits(token: &str) -> f64 {
+    let alphabet: f64 = if token.chars().all(|c| c.is_ascii_hexdigit()) {
+        16.0
+    } else if token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_+/=".contains(c))
+    {
+        64.0
+    } else {
+        94.0
+    };
+    let mut distinct: Vec<char> = token.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // 32 random hex digits hold at least 8 distinct ones with overwhelming
+    // probability; fewer means a pattern such as zero padding.
+    if distinct.len() < 8 {
+        return distinct.len() as f64 * alphabet.log2();
+    }
+    token.chars().count() as f64 * alphabet.log2()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -85,16 +163,52 @@ mod tests {
         assert!(!t.accepts(None));
     }
 
+    fn write_private(p: &Path, text: &str) {
+        std::fs::write(p, text).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     #[test]
-    fn short_tokens_are_refused() {
+    fn short_and_weak_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
-        std::fs::write(&p, "short\n").unwrap();
-        assert!(Token::load(&p)
-            .unwrap_err()
-            .to_string()
-            .contains("at least 32"));
-        std::fs::write(&p, format!("{}\n", generate().unwrap())).unwrap();
-        assert!(Token::load(&p).is_ok());
+        write_private(&p, "short\n");
+        let e = Token::load("--token-file", &p).unwrap_err().to_string();
+        assert!(e.contains("at least 32"), "{e}");
+        write_private(&p, &format!("{:032x}\n", 0xa3f1bu32));
+        let e = Token::load("--token-file", &p).unwrap_err().to_string();
+        assert!(e.contains("bits strong"), "{e}");
+        write_private(&p, &format!("{}\n", generate().unwrap()));
+        assert!(Token::load("--token-file", &p).is_ok());
+    }
+
+    #[test]
+    fn a_token_file_readable_by_others_is_refused_with_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, generate().unwrap()).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Token::load("--token-file", &p).unwrap_err().to_string();
+        assert!(e.contains("readable by group or others (mode 0644)"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn the_read_token_grants_only_the_read_scope() {
+        let creds = Credentials {
+            jobs: Token(b"j".repeat(32)),
+            read: Some(Token(b"r".repeat(32))),
+        };
+        let header = |t: &[u8]| [b"Bearer ".as_slice(), t].concat();
+        assert_eq!(
+            creds.scope(Some(&header(&b"j".repeat(32)))),
+            Some(Scope::Jobs)
+        );
+        assert_eq!(
+            creds.scope(Some(&header(&b"r".repeat(32)))),
+            Some(Scope::Read)
+        );
+        assert_eq!(creds.scope(Some(&header(&b"x".repeat(32)))), None);
+        assert_eq!(creds.scope(None), None);
     }
 }

@@ -2,6 +2,7 @@
 //! authentication, body limits, and JSON in and out.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,20 +10,29 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use infraqual_probes::rtt::responder::{parse_nonce, EchoNonces};
 use infraqual_probes::system::netns;
 use infraqual_probes::{inventory, registry, ProbeContext, Profile};
 use serde::Serialize;
 
-use super::auth::Token;
+use super::auth::{Credentials, Scope};
+use super::gate;
 use super::jobs::{Jobs, StartError};
 use super::metrics;
-use crate::api::{ApiError, Health, JobCreated, JobRequest, VERSION};
+use crate::api::{ApiError, Health, JobCreated, JobRequest, TargetRegistration, VERSION};
 
 /// Largest request body accepted: job requests are small JSON documents.
 pub const MAX_BODY: usize = 1 << 20;
+/// A body not received in full by then is abandoned (408), so a client
+/// that never sends it cannot hold a connection and a task forever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct AgentState {
-    pub token: Option<Token>,
+    pub credentials: Credentials,
+    /// Run nonces the echo responder answers.
+    pub echo_nonces: Arc<EchoNonces>,
+    /// Host names accepted besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
     pub jobs: Jobs,
     pub node: String,
     pub profile: Profile,
@@ -53,24 +63,62 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     )
 }
 
-pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
-    if let Some(token) = &state.token {
-        let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-        if !token.accepts(header) {
-            let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            resp.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer"),
+/// Serves one request and writes its access-log line.
+pub async fn handle(
+    state: Arc<AgentState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    // Debug formatting escapes anything odd a client put in the path.
+    let path = format!("{:?}", req.uri().path());
+    let reply = route(&state, peer, req).await;
+    tracing::info!(
+        target: "access",
+        "access peer={peer} method={method} path={path} status={} ms={}",
+        reply.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    Ok(reply)
+}
+
+async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    if let Err(refusal) = gate::check_host(req.headers(), &state.allowed_hosts) {
+        return error(StatusCode::FORBIDDEN, refusal.to_string());
+    }
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let Some(scope) = state.credentials.scope(header) else {
+        let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    };
+    let path = req.uri().path().to_string();
+    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") || path == "/v1/targets" {
+        if let Err(refusal) = gate::check_not_browser(req.headers()) {
+            return error(StatusCode::FORBIDDEN, refusal.to_string());
+        }
+        if scope != Scope::Jobs {
+            return error(
+                StatusCode::FORBIDDEN,
+                "this token is read-only (health, inventory, metrics); jobs need the job token",
             );
-            return Ok(resp);
+        }
+        if req.method() == Method::POST {
+            if let Err(refusal) = gate::check_json(req.headers()) {
+                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, refusal.to_string());
+            }
         }
     }
-    let path = req.uri().path().to_string();
     let method = req.method().clone();
     let reply = match (method, path.as_str()) {
-        (Method::GET, "/v1/health") => health(&state),
-        (Method::GET, "/v1/inventory") => inventory(&state).await,
-        (Method::POST, "/v1/jobs") => start_job(&state, req).await,
+        (Method::GET, "/v1/health") => health(state),
+        (Method::GET, "/v1/inventory") => inventory(state).await,
+        (Method::POST, "/v1/jobs") => start_job(state, peer, req).await,
+        (Method::POST, "/v1/targets") => register_targets(state, peer, req).await,
         (Method::GET, "/metrics") => {
             let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
                 &state.jobs,
@@ -102,12 +150,12 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Result<Re
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET or DELETE"),
             }
         }
-        (_, "/v1/health" | "/v1/inventory" | "/v1/jobs" | "/metrics") => {
+        (_, "/v1/health" | "/v1/inventory" | "/v1/jobs" | "/v1/targets" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
     };
-    Ok(reply)
+    reply
 }
 
 fn health(state: &AgentState) -> Reply {
@@ -161,39 +209,125 @@ async fn inventory(state: &AgentState) -> Reply {
     }
 }
 
-async fn start_job(state: &AgentState, req: Request<Incoming>) -> Reply {
+/// The body of a small JSON request, bounded in size and time.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {MAX_BODY} bytes"),
-        );
+        ));
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let collecting = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collecting).await else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
+            Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body over {MAX_BODY} bytes"),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {e}"),
+        )),
+    }
+}
+
+/// A coordinator allows the addresses of its plan's other agents as rtt
+/// and mtu targets, for the time its run may take.
+async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let registration: TargetRegistration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid registration: {e}"),
             )
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
+    let ttl =
+        std::time::Duration::from_millis(registration.ttl_ms).min(super::targets::MAX_REGISTRATION);
+    let nonce = match registration.echo_nonce.as_deref().map(parse_nonce) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "echo_nonce: 32 hex digits"),
+        Some(Some(n)) => Some(n),
+        None => None,
+    };
+    if let Some(nonce) = nonce {
+        if !state.echo_nonces.register(nonce, ttl) {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many echo nonces registered",
+            );
+        }
+    }
+    tracing::info!(
+        target: "audit",
+        "audit peer={peer} action=register-targets addresses={:?} echo_nonce={} ttl_ms={}",
+        registration.addresses,
+        nonce.is_some(),
+        registration.ttl_ms
+    );
+    match state.jobs.targets.register(&registration.addresses, ttl) {
+        Ok(()) => json(
+            StatusCode::OK,
+            &serde_json::json!({"registered": registration.addresses.len()}),
+        ),
+        Err(m) => error(StatusCode::TOO_MANY_REQUESTS, m),
+    }
+}
+
+async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
     };
     let job: JobRequest = match serde_json::from_slice(&body) {
         Ok(job) => job,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}")),
     };
-    match state.jobs.start(job) {
+    let (probe, params) = (job.probe, job.params.to_string());
+    let started = state.jobs.start(job);
+    let outcome = match &started {
+        Ok(id) => format!("started id={id}"),
+        Err(e) => format!("refused reason={:?}", e.to_string()),
+    };
+    tracing::info!(
+        target: "audit",
+        "audit peer={peer} action=start-job probe={probe} params={params} outcome={outcome}"
+    );
+    match started {
         Ok(id) => json(StatusCode::CREATED, &JobCreated { id }),
         Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
         Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),
         Err(StartError::Busy(m)) => error(StatusCode::CONFLICT, m),
+        Err(StartError::Full(m)) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, m);
+            resp.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from(super::jobs::RETRY_AFTER_SECS),
+            );
+            resp
+        }
     }
 }

@@ -3,21 +3,31 @@
 //! lease runs out is cancelled, and its probe removes what it made.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use infraqual_probes::system::dirfd::{ConfineError, DirHandle};
 use infraqual_probes::system::netns;
 use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
 
+use super::targets::{job_target_addresses, TargetPolicy};
 use crate::api::{JobRequest, JobState, JobStatus};
 
 use super::totals::Totals;
 
 /// Finished jobs nobody fetched are forgotten after this long.
-const FINISHED_TTL: Duration = Duration::from_secs(300);
-/// Bound on remembered jobs, so a misbehaving client cannot grow memory.
-const MAX_JOBS: usize = 1024;
+pub const FINISHED_TTL: Duration = Duration::from_secs(60);
+/// A finished job is forgotten this long after a poll first returned it
+/// finished (long enough for a retried poll to see it again).
+pub const FETCHED_TTL: Duration = Duration::from_secs(5);
+/// Bound on remembered jobs, so a misbehaving client cannot grow memory;
+/// when full, the oldest finished job makes room.
+pub const MAX_JOBS: usize = 1024;
+/// Running jobs of one light probe kind (heavy probes run one at a time).
+pub const MAX_RUNNING_PER_PROBE: usize = 4;
+/// What a 429 tells the client to wait before trying again.
+pub const RETRY_AFTER_SECS: u64 = 1;
 /// Leases shorter than this would expire between two ordinary polls.
 const MIN_LEASE: Duration = Duration::from_secs(2);
 const MAX_DEADLINE: Duration = Duration::from_secs(6 * 3600);
@@ -31,6 +41,9 @@ pub enum StartError {
     Forbidden(String),
     #[error("{0}")]
     Busy(String),
+    /// Answered 429 with Retry-After.
+    #[error("{0}")]
+    Full(String),
 }
 
 struct Job {
@@ -40,6 +53,8 @@ struct Job {
     last_seen: Instant,
     lease: Duration,
     finished: Option<Instant>,
+    /// When a poll first returned the job finished.
+    fetched: Option<Instant>,
     cancel: CancelToken,
     result: Option<ProbeResult>,
     error: Option<String>,
@@ -55,20 +70,36 @@ struct Table {
     totals: Totals,
 }
 
+impl Table {
+    /// Forgets the finished job that finished first; false if none has.
+    fn evict_oldest_finished(&mut self) -> bool {
+        let oldest = self
+            .jobs
+            .iter()
+            .filter_map(|(id, j)| j.finished.map(|f| (f, id.clone())))
+            .min();
+        match oldest {
+            Some((_, id)) => self.jobs.remove(&id).is_some(),
+            None => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Jobs {
     table: Arc<Mutex<Table>>,
     node: String,
     profile: Arc<Profile>,
-    allow_dirs: Arc<Vec<PathBuf>>,
+    allow_dirs: Arc<Vec<DirHandle>>,
     netns: Option<String>,
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Jobs {
     pub fn new(
         node: String,
         profile: Profile,
-        allow_dirs: Vec<PathBuf>,
+        allow_dirs: Vec<DirHandle>,
         netns: Option<String>,
     ) -> Self {
         Jobs {
@@ -77,6 +108,7 @@ impl Jobs {
             profile: Arc::new(profile),
             allow_dirs: Arc::new(allow_dirs),
             netns,
+            targets: Arc::default(),
         }
     }
 
@@ -92,8 +124,24 @@ impl Jobs {
         let writes_to = probe
             .writes_to(&req.params)
             .map_err(|e| StartError::BadRequest(e.to_string()))?;
-        for dir in writes_to {
-            self.check_allowed(&dir)?;
+        let write_dir = match writes_to.as_slice() {
+            [] => None,
+            [dir] => Some(Arc::new(self.resolve_allowed(dir)?)),
+            _ => {
+                return Err(StartError::BadRequest(format!(
+                    "{}: a probe may write in one directory",
+                    req.probe
+                )))
+            }
+        };
+        if probe.pairwise {
+            let addresses = job_target_addresses(&req.params).map_err(StartError::BadRequest)?;
+            if let Some(refused) = addresses.iter().find(|a| !self.targets.allows(**a)) {
+                return Err(StartError::Forbidden(format!(
+                    "target {refused} is not allowed: start the agent with --allow-target CIDR, \
+                     or let the coordinator register its plan's agents"
+                )));
+            }
         }
         let lease = Duration::from_millis(req.lease_ms).max(MIN_LEASE);
         let deadline = Duration::from_millis(req.deadline_ms).min(MAX_DEADLINE);
@@ -111,9 +159,21 @@ impl Jobs {
                 )));
             }
         }
-        if table.jobs.len() >= MAX_JOBS {
-            return Err(StartError::Busy(format!(
-                "busy: {MAX_JOBS} jobs remembered; fetch or cancel some first"
+        let running_same = table
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running && j.probe == req.probe)
+            .count();
+        if running_same >= MAX_RUNNING_PER_PROBE {
+            return Err(StartError::Full(format!(
+                "full: {running_same} {} jobs running (at most {MAX_RUNNING_PER_PROBE}); \
+                 retry after {RETRY_AFTER_SECS} s",
+                req.probe
+            )));
+        }
+        if table.jobs.len() >= MAX_JOBS && !table.evict_oldest_finished() {
+            return Err(StartError::Full(format!(
+                "full: {MAX_JOBS} jobs running; retry after {RETRY_AFTER_SECS} s"
             )));
         }
         table.next_id += 1;
@@ -129,6 +189,7 @@ impl Jobs {
                 last_seen: now,
                 lease,
                 finished: None,
+                fetched: None,
                 cancel: cancel.clone(),
                 result: None,
                 error: None,
@@ -138,6 +199,7 @@ impl Jobs {
 
         let mut ctx = ProbeContext::new(&self.node, (*self.profile).clone());
         ctx.cancel = cancel;
+        ctx.write_dir = write_dir;
         let jobs = self.clone();
         let job_id = id.clone();
         let spawned = std::thread::Builder::new()
@@ -157,28 +219,29 @@ impl Jobs {
         Ok(id)
     }
 
-    fn check_allowed(&self, dir: &Path) -> Result<(), StartError> {
+    /// Opens `dir` beneath an allowed root, once; the probe works from the
+    /// handle, so nothing swapped in later changes where it writes.
+    fn resolve_allowed(&self, dir: &Path) -> Result<DirHandle, StartError> {
         if self.allow_dirs.is_empty() {
             return Err(StartError::Forbidden(format!(
                 "{}: this agent allows no directories (start it with --allow-dir)",
                 dir.display()
             )));
         }
-        // Resolve symlinks and `..` so a path cannot escape its allowed root.
-        let resolved = dir
-            .canonicalize()
-            .map_err(|e| StartError::BadRequest(format!("{}: {e}", dir.display())))?;
-        if self.allow_dirs.iter().any(|a| resolved.starts_with(a)) {
-            Ok(())
-        } else {
-            Err(StartError::Forbidden(format!(
-                "{}: outside the agent's allowed directories",
-                dir.display()
-            )))
-        }
+        DirHandle::open_beneath(&self.allow_dirs, dir).map_err(|e| match e {
+            ConfineError::Outside { .. } => StartError::Forbidden(e.to_string()),
+            ConfineError::Missing { .. } | ConfineError::Io { .. } => {
+                StartError::BadRequest(e.to_string())
+            }
+        })
     }
 
     fn finish(&self, id: &str, outcome: Result<ProbeResult, String>) {
+        let ended = match &outcome {
+            Ok(_) => "done".to_string(),
+            Err(message) => format!("error={message:?}"),
+        };
+        tracing::info!(target: "audit", "audit action=finish-job id={id} outcome={ended}");
         let mut table = self.lock();
         let mut latest = None;
         if let Some(job) = table.jobs.get_mut(id) {
@@ -222,6 +285,9 @@ impl Jobs {
         let mut table = self.lock();
         let job = table.jobs.get_mut(id)?;
         job.last_seen = Instant::now();
+        if job.state != JobState::Running && job.fetched.is_none() {
+            job.fetched = Some(job.last_seen);
+        }
         Some(JobStatus {
             id: id.to_string(),
             probe: job.probe,
@@ -264,8 +330,13 @@ impl Jobs {
             }
         }
         table.jobs.retain(|_, j| {
-            j.finished
-                .is_none_or(|f| now.duration_since(f) < FINISHED_TTL)
+            let fresh = j
+                .finished
+                .is_none_or(|f| now.duration_since(f) < FINISHED_TTL);
+            let unfetched = j
+                .fetched
+                .is_none_or(|f| now.duration_since(f) < FETCHED_TTL);
+            fresh && unfetched
         });
     }
 
@@ -345,6 +416,7 @@ mod tests {
                 last_seen: long_ago,
                 lease: MIN_LEASE,
                 finished: None,
+                fetched: None,
                 cancel: CancelToken::new(),
                 result: None,
                 error: None,
@@ -372,5 +444,62 @@ mod tests {
         let status = jobs.poll("fsync-1").unwrap();
         assert_eq!(status.state, JobState::Running, "the probe has not exited");
         assert!(status.error.unwrap().contains("lease expired"));
+    }
+
+    fn finished_job(jobs: &Jobs, id: &str, finished_ago: Duration) {
+        let at = Instant::now() - finished_ago;
+        jobs.lock().jobs.insert(
+            id.to_string(),
+            Job {
+                probe: infraqual_probes::rtt::NAME,
+                state: JobState::Failed,
+                started: at,
+                last_seen: at,
+                lease: MIN_LEASE,
+                finished: Some(at),
+                fetched: None,
+                cancel: CancelToken::new(),
+                result: None,
+                error: Some("x".into()),
+            },
+        );
+    }
+
+    #[test]
+    fn a_fetched_finished_job_is_forgotten_after_the_short_retention() {
+        let jobs = Jobs::new("n1".into(), Profile::default(), Vec::new(), None);
+        finished_job(&jobs, "rtt-1", Duration::from_secs(1));
+        finished_job(&jobs, "rtt-2", Duration::from_secs(1));
+        assert!(jobs.poll("rtt-1").is_some());
+        jobs.lock().jobs.get_mut("rtt-1").unwrap().fetched =
+            Some(Instant::now() - FETCHED_TTL - Duration::from_millis(1));
+        jobs.reap();
+        assert!(
+            jobs.poll("rtt-1").is_none(),
+            "fetched and retained long enough"
+        );
+        assert!(jobs.poll("rtt-2").is_some(), "not fetched yet: kept");
+        finished_job(&jobs, "rtt-3", FINISHED_TTL + Duration::from_secs(1));
+        jobs.reap();
+        assert!(jobs.poll("rtt-3").is_none(), "unfetched past the retention");
+    }
+
+    #[test]
+    fn a_full_table_makes_room_by_forgetting_the_oldest_finished_job() {
+        let jobs = Jobs::new("n1".into(), Profile::default(), Vec::new(), None);
+        for i in 0..MAX_JOBS {
+            finished_job(
+                &jobs,
+                &format!("rtt-{i}"),
+                Duration::from_millis(i as u64 + 1),
+            );
+        }
+        assert!(jobs.lock().evict_oldest_finished());
+        assert_eq!(jobs.lock().jobs.len(), MAX_JOBS - 1);
+        assert!(jobs.poll("rtt-0").is_some(), "the newest stays");
+        assert!(
+            jobs.poll(&format!("rtt-{}", MAX_JOBS - 1)).is_none(),
+            "the oldest went"
+        );
     }
 }

@@ -3,15 +3,19 @@
 
 mod auth;
 mod buckets;
+mod gate;
 mod http;
 mod identity;
 mod jobs;
 mod metrics;
+mod targets;
 mod tls;
 mod totals;
 
+use auth::Credentials;
 pub use auth::{generate as generate_token, Token};
 pub use identity::IdentityArgs;
+pub use targets::Cidr;
 pub use tls::client_config as tls_client_config;
 
 use std::net::SocketAddr;
@@ -23,7 +27,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use infraqual_probes::rtt::responder::EchoResponder;
+use infraqual_probes::rtt::responder::{EchoNonces, EchoResponder};
+use infraqual_probes::system::dirfd::DirHandle;
 use infraqual_probes::system::netns;
 use infraqual_probes::CancelToken;
 use tokio::net::TcpListener;
@@ -38,10 +43,26 @@ pub struct AgentArgs {
     /// Address to serve on, e.g. 0.0.0.0:7070 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// File holding the bearer token every request must carry (required
-    /// unless listening on loopback only).
+    /// File holding the bearer token every request must carry, loopback
+    /// included (mode 0600, at least 128 bits, e.g. `openssl rand -hex 16`).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// A second token that reads health, inventory and metrics only (for a
+    /// metrics scraper); it cannot start, poll or cancel jobs.
+    #[arg(long, value_name = "FILE")]
+    pub read_token_file: Option<PathBuf>,
+    /// A host name the agent answers to besides its IP addresses and
+    /// localhost (repeatable); other Host headers get 403.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
+    /// Addresses rtt and mtu jobs may send to besides those a coordinator
+    /// registers for its plan's agents (repeatable, e.g. 10.0.0.0/8).
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<Cidr>,
+    /// Serve plain HTTP beyond loopback (tokens then cross the network in
+    /// clear text); without it a non-loopback --listen needs --tls-cert.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -57,10 +78,15 @@ pub struct AgentArgs {
     /// Run probes inside this network namespace (/run/netns/NAME).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Serve UDP and TCP echo on this port for the rtt and mtu probes of other
-    /// agents (0 picks a free port; reported in /v1/health).
-    #[arg(long, value_name = "PORT")]
+    /// Serve UDP and TCP echo on this port of the --listen address for the
+    /// rtt and mtu probes of other agents (0 picks a free port; reported in
+    /// /v1/health).
+    #[arg(long, value_name = "PORT", conflicts_with = "echo_listen")]
     pub echo_port: Option<u16>,
+    /// Serve the echo responder on this address instead (e.g. the node's
+    /// pod-network address).
+    #[arg(long, value_name = "ADDR")]
+    pub echo_listen: Option<SocketAddr>,
     /// Write the bound address here once listening.
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
@@ -84,23 +110,31 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     pub fn from_args(args: &AgentArgs) -> Result<Self> {
-        let token = args.token_file.as_deref().map(Token::load).transpose()?;
-        if token.is_none() && !args.listen.ip().is_loopback() {
+        let Some(token_file) = &args.token_file else {
+            bail!("--token-file is required: every request carries a token, loopback included");
+        };
+        let credentials = Credentials {
+            jobs: Token::load("--token-file", token_file)?,
+            read: args
+                .read_token_file
+                .as_deref()
+                .map(|p| Token::load("--read-token-file", p))
+                .transpose()?,
+        };
+        if args.tls_cert.is_none() && !args.listen.ip().is_loopback() && !args.insecure_plaintext {
             bail!(
-                "--listen {}: refusing to serve beyond loopback without --token-file",
+                "--listen {}: refusing plain HTTP beyond loopback (the token would travel in \
+                 clear text); give --tls-cert/--tls-key, or --insecure-plaintext",
                 args.listen
             );
         }
         let mut allow_dirs = Vec::new();
         for d in &args.allow_dirs {
-            let canonical = d
-                .canonicalize()
-                .with_context(|| format!("--allow-dir {}", d.display()))?;
-            if !canonical.is_dir() {
-                bail!("--allow-dir {}: not a directory", d.display());
-            }
-            allow_dirs.push(canonical);
+            let root =
+                DirHandle::open(d).with_context(|| format!("--allow-dir {}", d.display()))?;
+            allow_dirs.push(root);
         }
+        sweep_leftovers(&allow_dirs);
         if let Some(ns) = &args.netns {
             if !netns::exists(ns) {
                 bail!("--netns {ns}: no such network namespace (see `ip netns list`)");
@@ -116,20 +150,27 @@ impl AgentConfig {
             .node
             .clone()
             .unwrap_or_else(|| sysinfo_hostname().unwrap_or_else(|| "agent".to_string()));
-        let echo = args
-            .echo_port
-            .map(|port| start_echo(port, args.netns.as_deref()))
+        let echo_bind = args.echo_listen.or_else(|| {
+            args.echo_port
+                .map(|port| SocketAddr::new(args.listen.ip(), port))
+        });
+        let echo_nonces = Arc::new(EchoNonces::default());
+        let echo = echo_bind
+            .map(|bind| start_echo(bind, args.netns.as_deref(), Arc::clone(&echo_nonces)))
             .transpose()?;
-        let jobs = Jobs::new(
+        let mut jobs = Jobs::new(
             node.clone(),
             profile.clone(),
             allow_dirs,
             args.netns.clone(),
         );
+        jobs.targets = Arc::new(targets::TargetPolicy::new(args.allow_targets.clone()));
         Ok(AgentConfig {
             listen: args.listen,
             state: AgentState {
-                token,
+                credentials,
+                echo_nonces,
+                allowed_hosts: args.allow_hosts.clone(),
                 jobs,
                 node,
                 profile,
@@ -144,23 +185,43 @@ impl AgentConfig {
     }
 }
 
+/// What an earlier agent that crashed left: fsync work directories under
+/// the allowed directories and services sandbox namespaces; each removal is
+/// logged by the sweep.
+fn sweep_leftovers(allow_dirs: &[DirHandle]) {
+    for root in allow_dirs {
+        infraqual_probes::fsync::leftovers::sweep_tree(root, LEFTOVER_DEPTH);
+    }
+    infraqual_probes::services::sweep_orphans();
+}
+
+/// How deep below an allowed directory fsync leftovers are looked for.
+const LEFTOVER_DEPTH: usize = 3;
+
 /// Starts the echo responder from a thread inside the agent's namespace, so
 /// the responder's threads (which inherit it) serve there.
-fn start_echo(port: u16, netns: Option<&str>) -> Result<EchoResponder> {
+fn start_echo(
+    bind: SocketAddr,
+    netns: Option<&str>,
+    nonces: Arc<EchoNonces>,
+) -> Result<EchoResponder> {
     let netns = netns.map(str::to_string);
-    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], port));
     let started = std::thread::Builder::new()
         .name("echo-setup".into())
         .spawn(move || -> Result<EchoResponder> {
             if let Some(ns) = &netns {
                 netns::enter(ns)?;
             }
-            Ok(EchoResponder::start(bind, CancelToken::new())?)
+            Ok(EchoResponder::start_gated(
+                bind,
+                CancelToken::new(),
+                Some(nonces),
+            )?)
         })
         .context("starting the echo responder thread")?
         .join()
         .map_err(|_| anyhow::anyhow!("the echo responder thread panicked"))?;
-    started.with_context(|| format!("--echo-port {port}"))
+    started.with_context(|| format!("echo responder on {bind}"))
 }
 
 fn sysinfo_hostname() -> Option<String> {
@@ -198,6 +259,10 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Connections served at once; more are closed as soon as accepted, so
+/// held-open connections cannot exhaust tasks and descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Serves until `shutdown` resolves, then cancels every job and waits for
 /// the probes to clean up.
 pub async fn serve(
@@ -221,13 +286,14 @@ pub async fn serve(
         }
     });
     let tls = config.tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!("accept: {e}");
@@ -235,11 +301,16 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: {MAX_CONNECTIONS} connections open");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| http::handle(Arc::clone(&state), req));
+            let _slot = slot;
+            let service = service_fn(move |req| http::handle(Arc::clone(&state), peer, req));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

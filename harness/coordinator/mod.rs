@@ -24,7 +24,7 @@ use infraqual_reports::bundle::BundleWriter;
 use infraqual_reports::render;
 use serde_json::{json, Value};
 
-use crate::api::{Health, VERSION};
+use crate::api::{Health, TargetRegistration, VERSION};
 use crate::exit::Outcome;
 use client::AgentClient;
 use collector::{Collector, Event};
@@ -100,6 +100,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         cancel,
         progress: MultiProgress::with_draw_target(draw_target()),
         watch,
+        echo_nonce: crate::agent::generate_token()?,
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -138,6 +139,9 @@ struct Orchestra {
     /// With `[discover]`: what DNS said at the start, looked at again
     /// before every phase.
     watch: Option<tokio::sync::Mutex<discovery::Watch>>,
+    /// The nonce this run's rtt and mtu exchanges carry; the target agents'
+    /// echo responders answer only registered nonces.
+    echo_nonce: String,
 }
 
 impl Orchestra {
@@ -349,13 +353,23 @@ impl Orchestra {
             let params = self.pairwise_params(&source.name, plan_params);
             let outcome = match params.and_then(|p| deadline_for(probe, &p).map(|d| (p, d))) {
                 Ok((params, deadline)) => {
-                    let spec = JobSpec {
-                        probe,
-                        deadline,
-                        params,
-                        lease: self.plan.lease,
+                    let ttl = deadline + self.plan.lease;
+                    let registered = match self.register_nonce(source, ttl).await {
+                        Ok(()) => register_targets(source, &params, ttl).await,
+                        Err(e) => Err(e),
                     };
-                    run_job(source, spec, &self.cancel).await
+                    match registered {
+                        Ok(()) => {
+                            let spec = JobSpec {
+                                probe,
+                                deadline,
+                                params,
+                                lease: self.plan.lease,
+                            };
+                            run_job(source, spec, &self.cancel).await
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Err(message) => Err(JobError::Probe(message)),
             };
@@ -363,6 +377,28 @@ impl Orchestra {
             bar.inc(1);
         }
         bar.finish();
+    }
+
+    /// Tells every other live agent's echo responder to answer this run's
+    /// nonce while the source measures against it.
+    async fn register_nonce(&self, source: &AgentClient, ttl: Duration) -> Result<(), JobError> {
+        for target in self.alive() {
+            if target.name == source.name {
+                continue;
+            }
+            let registration = TargetRegistration {
+                addresses: Vec::new(),
+                ttl_ms: ttl.as_millis() as u64,
+                echo_nonce: Some(self.echo_nonce.clone()),
+            };
+            if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
+                return Err(JobError::Probe(format!(
+                    "registering the run's echo nonce with {}: {e}",
+                    target.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Targets for a source: every other live agent (or the `peers` it is
@@ -413,8 +449,45 @@ impl Orchestra {
             return Err("no targets: no other live agent with an echo responder and an address on the requested paths".into());
         }
         params.insert("targets".into(), Value::Array(targets));
+        params.insert("echo_nonce".into(), Value::String(self.echo_nonce.clone()));
         Ok(Value::Object(params))
     }
+}
+
+/// Tells the source agent that the targets of its job are agents of this
+/// plan (an agent refuses rtt and mtu targets nobody allowed).
+async fn register_targets(
+    source: &AgentClient,
+    params: &Value,
+    ttl: Duration,
+) -> Result<(), JobError> {
+    let addresses = params
+        .get("targets")
+        .and_then(Value::as_array)
+        .map(|targets| {
+            targets
+                .iter()
+                .filter_map(|t| t.get("address")?.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let registration = TargetRegistration {
+        addresses,
+        ttl_ms: ttl.as_millis() as u64,
+        echo_nonce: None,
+    };
+    source
+        .post::<_, Value>("/v1/targets", &registration)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let message = format!("registering the plan's agents as targets: {e}");
+            if e.is_unreachable() {
+                JobError::AgentLost(message)
+            } else {
+                JobError::Probe(message)
+            }
+        })
 }
 
 /// The hard deadline a job gets, from the probe's own declaration.

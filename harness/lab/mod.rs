@@ -176,8 +176,9 @@ fn start_agents(spec: &LabSpec, dir: &Path, st: &mut LabState) -> Result<()> {
             token_file.display().to_string(),
             "--netns".into(),
             st.nodes[i].pod_netns.clone(),
-            "--echo-port".into(),
-            spec.echo_port.to_string(),
+            // Inside the pod's own namespace: every address there is the lab's.
+            "--echo-listen".into(),
+            format!("0.0.0.0:{}", spec.echo_port),
             "--node".into(),
             name.clone(),
         ];

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::error::ProbeError;
 use crate::probe::ProbeName;
 use crate::profile::Profile;
+use crate::system::dirfd::DirHandle;
 
 /// Shared stop flag plus an optional hard deadline.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +61,10 @@ pub struct ProbeContext {
     pub node: String,
     pub profile: Arc<Profile>,
     pub cancel: CancelToken,
+    /// The directory a writing probe must work in, already resolved by the
+    /// caller (the agent, beneath its allowed roots); None: the probe opens
+    /// its `dir` parameter itself.
+    pub write_dir: Option<Arc<DirHandle>>,
 }
 
 impl ProbeContext {
@@ -68,6 +73,7 @@ impl ProbeContext {
             node: node.to_string(),
             profile: Arc::new(profile),
             cancel: CancelToken::new(),
+            write_dir: None,
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::context::CancelToken;
 use crate::error::ProbeError;
+use crate::system::dirfd::DirHandle;
 use crate::histogram::LatencyHistogram;
 
 use super::guard;
@@ -130,7 +131,7 @@ struct Tail {
 
 pub fn run(
     params: &Params,
-    work: &Path,
+    work: &DirHandle,
     cancel: &CancelToken,
     rec: &mut Recorder,
 ) -> Result<Outcome, ProbeError> {
@@ -162,7 +163,7 @@ pub fn run(
 
 fn write_segments(
     params: &Params,
-    work: &Path,
+    work: &DirHandle,
     cancel: &CancelToken,
     rec: &mut Recorder,
     rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
@@ -221,7 +222,7 @@ fn write_segments(
 fn cut(
     tail: Tail,
     pw: &mut PageWriter,
-    work: &Path,
+    work: &DirHandle,
     index: u64,
     rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
     rec: &mut Recorder,

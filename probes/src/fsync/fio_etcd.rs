@@ -4,11 +4,11 @@
 //! sequential write(2) calls of whole blocks, each followed by fdatasync(2).
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Instant;
 
 use crate::context::CancelToken;
 use crate::error::ProbeError;
+use crate::system::dirfd::DirHandle;
 
 use super::guard;
 use super::params::Params;
@@ -16,14 +16,15 @@ use super::recorder::{ns_between, Outcome, Recorder, StopReason};
 
 pub fn run(
     params: &Params,
-    work: &Path,
+    work: &DirHandle,
     cancel: &CancelToken,
     rec: &mut Recorder,
 ) -> Result<Outcome, ProbeError> {
-    let path = work.join("fio-etcd.0");
+    let name = "fio-etcd.0";
+    let path = work.path().join(name);
     let blocks = params.blocks();
     let block = params.block_size.0 as usize;
-    let mut file = guard::create_file(&path)?;
+    let mut file = work.create_file(name)?;
     let prealloc = guard::preallocate(&file, &path, blocks * block as u64)?;
     let buf = guard::random_bytes(block, 0x5eed_f10e);
 

@@ -2,18 +2,16 @@
 //! directory that is removed on every exit path, and the file helpers both
 //! writers share.
 
-// statvfs and fallocate have no std wrapper.
+// fallocate has no std wrapper.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ProbeError;
+use crate::system::dirfd::DirHandle;
 
 /// Prefix of the probe's work directories (and qualify's default).
 pub const WORK_PREFIX: &str = ".infraqual-fsync-";
@@ -24,90 +22,69 @@ pub const HEADROOM_BYTES: u64 = 64 << 20;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh directory inside the user's directory; removed with everything in
-/// it when dropped (success, error, cancellation or panic unwinding).
+/// A fresh directory inside the user's directory, made and removed through
+/// the parent's descriptor; removed with everything in it when dropped
+/// (success, error, cancellation or panic unwinding).
 #[derive(Debug)]
-pub struct WorkDir {
-    path: PathBuf,
+pub struct WorkDir<'p> {
+    parent: &'p DirHandle,
+    name: String,
+    dir: DirHandle,
     removed: bool,
 }
 
-impl WorkDir {
+impl<'p> WorkDir<'p> {
     /// Creates `<parent>/.infraqual-fsync-<pid>-<n>`; fails rather than reuse
     /// an existing one.
-    pub fn create(parent: &Path) -> Result<Self, ProbeError> {
+    pub fn create(parent: &'p DirHandle) -> Result<Self, ProbeError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = parent.join(format!("{WORK_PREFIX}{}-{n}", std::process::id()));
-        std::fs::create_dir(&path).map_err(|e| ProbeError::io(&path, e))?;
+        let name = format!("{WORK_PREFIX}{}-{n}", std::process::id());
+        let dir = parent.create_subdir(&name)?;
         Ok(WorkDir {
-            path,
+            parent,
+            name,
+            dir,
             removed: false,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn dir(&self) -> &DirHandle {
+        &self.dir
     }
 
     /// Removes the directory now, reporting a failure (Drop cannot).
     pub fn remove(mut self) -> Result<(), ProbeError> {
         self.removed = true;
-        std::fs::remove_dir_all(&self.path).map_err(|e| ProbeError::io(&self.path, e))
+        self.parent.remove_subdir(&self.name)
     }
 }
 
-impl Drop for WorkDir {
+impl Drop for WorkDir<'_> {
     fn drop(&mut self) {
         if !self.removed {
-            if let Err(e) = std::fs::remove_dir_all(&self.path) {
-                tracing::warn!("could not remove {}: {e}", self.path.display());
+            if let Err(e) = self.parent.remove_subdir(&self.name) {
+                tracing::warn!("could not remove {}: {e}", self.dir.path().display());
             }
         }
     }
 }
 
-/// Bytes available to an unprivileged writer on the filesystem of `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64, ProbeError> {
-    let c = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| ProbeError::invalid("dir", "contains a NUL byte"))?;
-    // SAFETY: statvfs is plain integers, for which all-zero is valid.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `st` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(ProbeError::io(dir, std::io::Error::last_os_error()));
-    }
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
 /// Refuses a run that would leave less than HEADROOM_BYTES free.
-pub fn check_free_space(dir: &Path, needed: u64) -> Result<u64, ProbeError> {
-    let free = free_bytes(dir)?;
+pub fn check_free_space(dir: &DirHandle, needed: u64) -> Result<u64, ProbeError> {
+    let free = dir.free_bytes()?;
     if needed.saturating_add(HEADROOM_BYTES) > free {
         return Err(ProbeError::invalid(
             "size",
             format!(
                 "the run needs {} MiB in {} plus {} MiB headroom, but only {} MiB are free",
                 needed.div_ceil(1 << 20),
-                dir.display(),
+                dir.path().display(),
                 HEADROOM_BYTES >> 20,
                 free >> 20
             ),
         ));
     }
     Ok(free)
-}
-
-/// Creates a new file (never an existing one, never through a symlink).
-pub fn create_file(path: &Path) -> Result<File, ProbeError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| ProbeError::io(path, e))
 }
 
 /// How a file's space was reserved.
@@ -162,13 +139,6 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// fsync of a directory (after a rename, as etcd does).
-pub fn sync_dir(path: &Path) -> Result<(), ProbeError> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ProbeError::io(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,11 +146,12 @@ mod tests {
     #[test]
     fn work_dir_is_unique_and_removed_on_drop_and_on_remove() {
         let parent = tempfile::tempdir().unwrap();
-        let a = WorkDir::create(parent.path()).unwrap();
-        let b = WorkDir::create(parent.path()).unwrap();
-        assert_ne!(a.path(), b.path());
-        std::fs::write(a.path().join("f"), b"x").unwrap();
-        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        let handle = DirHandle::open(parent.path()).unwrap();
+        let a = WorkDir::create(&handle).unwrap();
+        let b = WorkDir::create(&handle).unwrap();
+        assert_ne!(a.dir().path(), b.dir().path());
+        drop(a.dir().create_file("f").unwrap());
+        let (pa, pb) = (a.dir().path().to_path_buf(), b.dir().path().to_path_buf());
         drop(a);
         assert!(!pa.exists());
         b.remove().unwrap();
@@ -191,21 +162,20 @@ mod tests {
     #[test]
     fn free_space_is_checked_against_statvfs() {
         let dir = tempfile::tempdir().unwrap();
-        let free = free_bytes(dir.path()).unwrap();
-        assert!(free > 0);
-        let e = check_free_space(dir.path(), u64::MAX / 2).unwrap_err();
+        let handle = DirHandle::open(dir.path()).unwrap();
+        assert!(handle.free_bytes().unwrap() > 0);
+        let e = check_free_space(&handle, u64::MAX / 2).unwrap_err();
         assert!(e.to_string().contains("free"), "{e}");
         assert!(matches!(e, ProbeError::InvalidParam { .. }));
     }
 
     #[test]
-    fn preallocate_sets_the_size_and_create_refuses_existing_files() {
+    fn preallocate_sets_the_size() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
-        let f = create_file(&path).unwrap();
-        preallocate(&f, &path, 1 << 20).unwrap();
+        let handle = DirHandle::open(dir.path()).unwrap();
+        let f = handle.create_file("seg").unwrap();
+        preallocate(&f, &dir.path().join("seg"), 1 << 20).unwrap();
         assert_eq!(f.metadata().unwrap().len(), 1 << 20);
-        assert!(create_file(&path).is_err());
     }
 
     #[test]

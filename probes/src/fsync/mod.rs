@@ -7,6 +7,7 @@ mod device;
 mod etcd_wal;
 mod fio_etcd;
 mod guard;
+pub mod leftovers;
 mod params;
 mod recorder;
 mod segment;
@@ -24,6 +25,7 @@ use crate::probe::{
     deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions, DEADLINE_UNKNOWN,
 };
 use crate::result::ProbeResult;
+use crate::system::dirfd::DirHandle;
 use crate::units::ByteSize;
 
 pub use device::{locate, volatile_reason, Storage};
@@ -94,8 +96,19 @@ pub const ETCD_LOADED_IOPS: f64 = 500.0;
 pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
     let started = Instant::now();
     params.validate()?;
-    let dir = existing_dir(&params.dir)?;
-    let storage = device::locate(&dir)?;
+    // Resolved once: every later step works from this handle, so a symlink
+    // swapped in meanwhile cannot redirect a write.
+    let opened;
+    let handle: &DirHandle = match &ctx.write_dir {
+        Some(h) => h,
+        None => {
+            opened = existing_dir(&params.dir)?;
+            &opened
+        }
+    };
+    let dir = handle.path().to_path_buf();
+    let swept = leftovers::sweep(handle);
+    let storage = device::locate(&handle.proc_path())?;
     if let Some(reason) = &storage.volatile {
         if !params.allow_volatile {
             return Err(ProbeError::invalid(
@@ -108,7 +121,7 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
             ));
         }
     }
-    let free = guard::check_free_space(&dir, params.bytes_needed())?;
+    let free = guard::check_free_space(handle, params.bytes_needed())?;
     ctx.cancel.check(NAME)?;
 
     let mut result = ProbeResult::new(NAME, &ctx.node);
@@ -118,6 +131,11 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     result.param("dir", dir.display().to_string());
     device::add_facts(&mut result, &storage);
     result.fact("free_bytes_before", free);
+    for removed in &swept {
+        result.warn(format!(
+            "removed {removed}, left by an earlier fsync run that crashed"
+        ));
+    }
     if let Some(reason) = &storage.volatile {
         result.fact("volatile", true);
         result.warn(format!(
@@ -125,8 +143,8 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         ));
     }
 
-    let work = guard::WorkDir::create(&dir)?;
-    let measured = measure(params, work.path(), ctx);
+    let work = guard::WorkDir::create(handle)?;
+    let measured = measure(params, work.dir(), ctx);
     // Remove the files before looking at the outcome: every exit path cleans.
     let removal = work.remove();
     let (rec, outcome) = measured?;
@@ -149,25 +167,24 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     Ok(result)
 }
 
-/// The directory, canonical; it must exist (the probe creates only its own
+/// The directory, opened; it must exist (the probe creates only its own
 /// subdirectory inside it).
-fn existing_dir(dir: &Path) -> Result<std::path::PathBuf, ProbeError> {
-    let canonical = dir
-        .canonicalize()
-        .map_err(|e| ProbeError::invalid("dir", format!("{}: {e}", dir.display())))?;
-    if !canonical.is_dir() {
-        return Err(ProbeError::invalid(
-            "dir",
-            format!("{} is not a directory", dir.display()),
-        ));
-    }
-    Ok(canonical)
+fn existing_dir(dir: &Path) -> Result<DirHandle, ProbeError> {
+    DirHandle::open(dir).map_err(|e| match e {
+        ProbeError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOTDIR) => {
+            ProbeError::invalid("dir", format!("{} is not a directory", dir.display()))
+        }
+        ProbeError::Io { source, .. } => {
+            ProbeError::invalid("dir", format!("{}: {source}", dir.display()))
+        }
+        other => other,
+    })
 }
 
 /// Runs the mode's writer loop on its own OS thread.
 fn measure(
     params: &Params,
-    work: &Path,
+    work: &DirHandle,
     ctx: &ProbeContext,
 ) -> Result<(Recorder, Outcome), ProbeError> {
     std::thread::scope(|scope| {

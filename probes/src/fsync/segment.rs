@@ -4,11 +4,13 @@
 //! only renames it. The hand-off is a rendezvous channel: the thread blocks
 //! holding one ready file until the writer takes it or goes away.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::error::ProbeError;
+use crate::system::dirfd::DirHandle;
 
 use super::guard::{self, Prealloc};
 
@@ -16,24 +18,24 @@ use super::guard::{self, Prealloc};
 #[derive(Debug)]
 pub struct PreparedSegment {
     pub file: File,
-    pub path: PathBuf,
+    pub name: String,
     pub prealloc: Prealloc,
 }
 
 /// Runs on the pipeline thread until the receiver is dropped or an error.
 /// A prepared file nobody took is removed here.
 pub fn prepare_ahead(
-    dir: &Path,
+    dir: &DirHandle,
     segment_bytes: u64,
     tx: SyncSender<Result<PreparedSegment, ProbeError>>,
 ) {
     for count in 0u64.. {
-        let path = dir.join(format!("{}.tmp", count % 2));
-        let prepared = guard::create_file(&path).and_then(|file| {
-            let prealloc = guard::preallocate(&file, &path, segment_bytes)?;
+        let name = format!("{}.tmp", count % 2);
+        let prepared = dir.create_file(&name).and_then(|file| {
+            let prealloc = guard::preallocate(&file, &dir.path().join(&name), segment_bytes)?;
             Ok(PreparedSegment {
                 file,
-                path: path.clone(),
+                name: name.clone(),
                 prealloc,
             })
         });
@@ -41,7 +43,7 @@ pub fn prepare_ahead(
         if let Err(unsent) = tx.send(prepared) {
             if let Ok(segment) = unsent.0 {
                 drop(segment.file);
-                let _ = std::fs::remove_file(&segment.path);
+                let _ = dir.remove_file(OsStr::new(&segment.name));
             }
             return;
         }
@@ -55,7 +57,7 @@ pub fn prepare_ahead(
 /// (`<seq>-<index>.wal`, 16 hex digits each), then syncs the directory.
 pub fn take_next(
     rx: &Receiver<Result<PreparedSegment, ProbeError>>,
-    dir: &Path,
+    dir: &DirHandle,
     seq: u64,
     index: u64,
 ) -> Result<(File, PathBuf, Prealloc), ProbeError> {
@@ -63,10 +65,10 @@ pub fn take_next(
         probe: super::NAME.into(),
         message: "the WAL segment pipeline stopped".into(),
     })??;
-    let name = dir.join(format!("{seq:016x}-{index:016x}.wal"));
-    std::fs::rename(&prepared.path, &name).map_err(|e| ProbeError::io(&prepared.path, e))?;
-    guard::sync_dir(dir)?;
-    Ok((prepared.file, name, prepared.prealloc))
+    let name = format!("{seq:016x}-{index:016x}.wal");
+    dir.rename(&prepared.name, &name)?;
+    dir.sync()?;
+    Ok((prepared.file, dir.path().join(name), prepared.prealloc))
 }
 
 #[cfg(test)]
@@ -77,16 +79,18 @@ mod tests {
     #[test]
     fn pipeline_prepares_ahead_and_cleans_up_the_unused_segment() {
         let dir = tempfile::tempdir().unwrap();
+        let handle = DirHandle::open(dir.path()).unwrap();
         let (tx, rx) = sync_channel(0);
-        let d = dir.path().to_path_buf();
-        let worker = std::thread::spawn(move || prepare_ahead(&d, 1 << 20, tx));
-        let (file, name, _) = take_next(&rx, dir.path(), 0, 0).unwrap();
-        assert_eq!(file.metadata().unwrap().len(), 1 << 20);
-        assert!(name.ends_with("0000000000000000-0000000000000000.wal"));
-        let (_, second, _) = take_next(&rx, dir.path(), 1, 42).unwrap();
-        assert!(second.ends_with("0000000000000001-000000000000002a.wal"));
-        drop(rx);
-        worker.join().unwrap();
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| prepare_ahead(&handle, 1 << 20, tx));
+            let (file, name, _) = take_next(&rx, &handle, 0, 0).unwrap();
+            assert_eq!(file.metadata().unwrap().len(), 1 << 20);
+            assert!(name.ends_with("0000000000000000-0000000000000000.wal"));
+            let (_, second, _) = take_next(&rx, &handle, 1, 42).unwrap();
+            assert!(second.ends_with("0000000000000001-000000000000002a.wal"));
+            drop(rx);
+            worker.join().unwrap();
+        });
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -19,7 +19,7 @@ use crate::context::{CancelToken, ProbeContext};
 use crate::error::ProbeError;
 use crate::probe::{Probe, ProbeName, QualifyOptions};
 use crate::result::{ProbeResult, Status};
-use crate::rtt::responder::{MTU_MAGIC, MTU_REPLY_LEN};
+use crate::rtt::responder::{parse_nonce, MTU_MAGIC, MTU_REPLY_LEN, NONCE_LEN};
 pub use crate::rtt::Target;
 use crate::units::HumanDuration;
 use socket::DfSocket;
@@ -66,6 +66,10 @@ pub struct Params {
     pub timeout: HumanDuration,
     /// Largest packet tried when the interface claims more (jumbo frames).
     pub max_packet: u32,
+    /// The run's echo nonce (32 hex digits) the targets' agents answer;
+    /// the last bytes of every probe. Not recorded in results.
+    #[serde(skip_serializing)]
+    pub echo_nonce: Option<String>,
 }
 
 impl Default for Params {
@@ -76,6 +80,7 @@ impl Default for Params {
             repeats: 5,
             timeout: HumanDuration(Duration::from_millis(250)),
             max_packet: 9000,
+            echo_nonce: None,
         }
     }
 }
@@ -87,6 +92,13 @@ impl Params {
         }
         if self.targets.iter().any(|t| !t.address.is_ipv4()) {
             return Err(ProbeError::invalid("targets.address", "IPv4 targets only"));
+        }
+        if self
+            .echo_nonce
+            .as_deref()
+            .is_some_and(|hex| parse_nonce(hex).is_none())
+        {
+            return Err(ProbeError::invalid("echo_nonce", "32 hex digits"));
         }
         if !(1..=20).contains(&self.attempts) || !(1..=100).contains(&self.repeats) {
             return Err(ProbeError::invalid(
@@ -278,10 +290,13 @@ impl Prober<'_> {
         self.cancel.check(NAME)?;
         self.token += 1;
         self.probes += 1;
-        let len = (payload as usize).clamp(MTU_REPLY_LEN, self.buf.len());
+        let len = (payload as usize).clamp(MTU_REPLY_LEN + NONCE_LEN, self.buf.len());
         self.buf[..8].copy_from_slice(MTU_MAGIC);
         self.buf[8..16].copy_from_slice(&self.token.to_le_bytes());
         self.buf[16..24].copy_from_slice(&(len as u64).to_le_bytes());
+        if let Some(nonce) = self.params.echo_nonce.as_deref().and_then(parse_nonce) {
+            self.buf[len - NONCE_LEN..len].copy_from_slice(&nonce);
+        }
         if let Err(e) = self.socket.send(&self.buf[..len]) {
             self.note_errors();
             return match e.raw_os_error() {

@@ -141,6 +141,10 @@ pub struct Params {
     pub timeout: HumanDuration,
     /// Longest time per target and kind; the loop stops early with a warning.
     pub time_limit: HumanDuration,
+    /// The run's echo nonce (32 hex digits) that the targets' agents were
+    /// told to answer; sent with every exchange. Not recorded in results.
+    #[serde(skip_serializing)]
+    pub echo_nonce: Option<String>,
 }
 
 impl Default for Params {
@@ -154,11 +158,17 @@ impl Default for Params {
             warmup: 20,
             timeout: HumanDuration(Duration::from_secs(1)),
             time_limit: HumanDuration(Duration::from_secs(60)),
+            echo_nonce: None,
         }
     }
 }
 
 impl Params {
+    /// The parsed echo nonce (validated first).
+    pub fn nonce_bytes(&self) -> Option<[u8; responder::NONCE_LEN]> {
+        self.echo_nonce.as_deref().and_then(responder::parse_nonce)
+    }
+
     pub fn validate(&self) -> Result<(), ProbeError> {
         if self.targets.is_empty() {
             return Err(ProbeError::invalid(
@@ -181,6 +191,20 @@ impl Params {
             }
             if t.port == 0 {
                 return Err(ProbeError::invalid("targets.port", "port 0"));
+            }
+        }
+        if let Some(hex) = &self.echo_nonce {
+            if responder::parse_nonce(hex).is_none() {
+                return Err(ProbeError::invalid("echo_nonce", "32 hex digits"));
+            }
+            if self.payload < MIN_PAYLOAD + responder::NONCE_LEN {
+                return Err(ProbeError::invalid(
+                    "payload",
+                    format!(
+                        "at least {} bytes with an echo nonce",
+                        MIN_PAYLOAD + responder::NONCE_LEN
+                    ),
+                ));
             }
         }
         if self.count == 0 || self.count > MAX_COUNT {

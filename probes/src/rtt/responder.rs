@@ -11,10 +11,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,14 +29,72 @@ pub const MTU_MAGIC: &[u8; 8] = b"IQMTU\0\0\0";
 /// How much of an mtu probe datagram is echoed.
 pub const MTU_REPLY_LEN: usize = 24;
 
+/// Length of a run's echo nonce: the last bytes of every UDP datagram and
+/// the first bytes of every TCP connection a gated responder answers.
+pub const NONCE_LEN: usize = 16;
+/// A gated responder waits this long for a TCP connection's nonce.
+const NONCE_WAIT: Duration = Duration::from_secs(2);
+/// Nonces remembered at once by a gated responder.
+pub const MAX_NONCES: usize = 1024;
+
+/// A run's echo nonce from its 32 hex digits.
+pub fn parse_nonce(hex: &str) -> Option<[u8; NONCE_LEN]> {
+    if hex.len() != NONCE_LEN * 2 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; NONCE_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The nonces a gated responder answers: registered by authenticated
+/// callers (an agent's coordinator) for a limited time. Anything else gets
+/// no reply, so the responder is no reflector and cannot be held open.
+#[derive(Debug, Default)]
+pub struct EchoNonces {
+    table: Mutex<HashMap<[u8; NONCE_LEN], Instant>>,
+}
+
+impl EchoNonces {
+    /// Answers `nonce` until `ttl` from now; false when the table is full.
+    pub fn register(&self, nonce: [u8; NONCE_LEN], ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.retain(|_, until| *until > now);
+        if table.len() >= MAX_NONCES && !table.contains_key(&nonce) {
+            return false;
+        }
+        let until = now + ttl;
+        let entry = table.entry(nonce).or_insert(until);
+        *entry = (*entry).max(until);
+        true
+    }
+
+    pub fn accepts(&self, nonce: &[u8]) -> bool {
+        let Ok(key) = <[u8; NONCE_LEN]>::try_from(nonce) else {
+            return false;
+        };
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.get(&key).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+type Gate = Option<Arc<EchoNonces>>;
+
 /// How often blocked threads wake to notice a stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Largest UDP datagram (and TCP read) the responder handles.
 const BUFFER_BYTES: usize = 65_536;
 /// Concurrent TCP connections served; more are closed at once.
 const MAX_CONNECTIONS: usize = 64;
-/// A TCP connection idle this long is closed.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Concurrent TCP connections from one peer address, so one client holding
+/// connections open cannot take every slot from the others.
+pub const MAX_PER_PEER: usize = 8;
+/// A TCP connection idle this long is closed (the rtt probe exchanges at
+/// least once per 10 s).
+const IDLE_LIMIT: Duration = Duration::from_secs(15);
 
 /// A running responder; dropping it stops and joins every thread.
 pub struct EchoResponder {
@@ -48,6 +107,16 @@ impl EchoResponder {
     /// Binds UDP and TCP on `bind` (port 0: one free port for both) and
     /// starts serving. Stops when dropped or when `cancel` fires.
     pub fn start(bind: SocketAddr, cancel: CancelToken) -> Result<EchoResponder, ProbeError> {
+        Self::start_gated(bind, cancel, None)
+    }
+
+    /// As `start`, answering only exchanges that carry a nonce in `gate`
+    /// (None: every exchange, for a responder on a private network).
+    pub fn start_gated(
+        bind: SocketAddr,
+        cancel: CancelToken,
+        gate: Gate,
+    ) -> Result<EchoResponder, ProbeError> {
         let (listener, udp) = bind_pair(bind)?;
         let local = listener
             .local_addr()
@@ -57,10 +126,10 @@ impl EchoResponder {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
 
-        let (s, c) = (Arc::clone(&stop), cancel.clone());
-        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c))?);
+        let (s, c, g) = (Arc::clone(&stop), cancel.clone(), gate.clone());
+        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c, &g))?);
         let (s, c) = (Arc::clone(&stop), cancel);
-        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c)) {
+        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c, gate)) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -156,7 +225,7 @@ fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
     stop.load(Ordering::Relaxed) || cancel.is_cancelled()
 }
 
-fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
+fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &Gate) {
     let mut buf = vec![0u8; BUFFER_BYTES];
     while !stopped(stop, cancel) {
         let (n, peer) = match socket.recv_from(&mut buf) {
@@ -167,6 +236,11 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
             // here on some kernels; they concern one peer, not the responder.
             Err(_) => continue,
         };
+        if let Some(gate) = gate {
+            if n < NONCE_LEN || !gate.accepts(&buf[n - NONCE_LEN..n]) {
+                continue;
+            }
+        }
         let reply = if buf[..n].starts_with(MTU_MAGIC) {
             &buf[..n.min(MTU_REPLY_LEN)]
         } else {
@@ -176,38 +250,88 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken) {
     }
 }
 
-fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken) {
+fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken, gate: Gate) {
     let active = Arc::new(AtomicUsize::new(0));
+    let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     while !stopped(stop, cancel) {
         connections.retain(|c| !c.is_finished());
         // Also ends every POLL_INTERVAL without a connection (WouldBlock).
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept() {
+            Ok((s, peer)) => (s, peer.ip()),
             Err(_) => continue,
         };
         if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             continue; // dropped: closed at once
         }
+        {
+            let mut counts = per_peer.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(peer).or_insert(0);
+            if *count >= MAX_PER_PEER {
+                continue;
+            }
+            *count += 1;
+        }
+        let release = {
+            let per_peer = Arc::clone(&per_peer);
+            move || {
+                let mut counts = per_peer.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(count) = counts.get_mut(&peer) {
+                    *count -= 1;
+                    if *count == 0 {
+                        counts.remove(&peer);
+                    }
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err() {
+            release();
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
         let (s, c, a) = (Arc::clone(stop), cancel.clone(), Arc::clone(&active));
+        let g = gate.clone();
+        let release_on_fail = release.clone();
         match spawn("iq-echo-conn", move || {
-            serve_connection(stream, &s, &c);
+            let mut stream = stream;
+            if g.as_deref().is_none_or(|g| nonce_arrives(&mut stream, g)) {
+                serve_connection(stream, &s, &c);
+            }
             a.fetch_sub(1, Ordering::Relaxed);
+            release();
         }) {
             Ok(t) => connections.push(t),
             Err(_) => {
                 active.fetch_sub(1, Ordering::Relaxed);
+                release_on_fail();
             }
         }
     }
     for c in connections {
         let _ = c.join();
     }
+}
+
+/// A gated connection's first NONCE_LEN bytes, within NONCE_WAIT: is it a
+/// registered nonce?
+fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
+    let mut nonce = [0u8; NONCE_LEN];
+    let mut got = 0;
+    let until = Instant::now() + NONCE_WAIT;
+    while got < NONCE_LEN && Instant::now() < until {
+        match stream.read(&mut nonce[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    got == NONCE_LEN && gate.accepts(&nonce)
 }
 
 fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {
@@ -289,5 +413,36 @@ mod tests {
         let mut buf = [0u8; 8];
         assert!(udp.recv_from(&mut buf).is_err(), "no echo after cancel");
         drop(r);
+    }
+
+    #[test]
+    fn one_peer_cannot_hold_more_than_its_share_of_connections() {
+        let r = EchoResponder::start(loopback(), CancelToken::new()).unwrap();
+        let addr = r.local_addr();
+        let held: Vec<TcpStream> = (0..MAX_PER_PEER)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for s in &held {
+            let mut s = s;
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.write_all(b"k").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+        }
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = extra.write_all(b"x");
+        let mut b = [0u8; 1];
+        assert!(
+            !matches!(extra.read(&mut b), Ok(1)),
+            "the connection over the per-peer cap is closed unanswered"
+        );
+        drop(held);
+        std::thread::sleep(POLL_INTERVAL * 3);
+        let mut again = TcpStream::connect(addr).unwrap();
+        again.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        again.write_all(b"y").unwrap();
+        again.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"y", "slots come back when connections close");
     }
 }

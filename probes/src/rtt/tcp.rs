@@ -22,6 +22,8 @@ fn too_many_errors(m: &Measured) -> Option<String> {
 pub(crate) struct TcpRrSession {
     addr: SocketAddr,
     timeout: Duration,
+    /// The run's echo nonce, sent first on every connection.
+    nonce: Option<[u8; super::responder::NONCE_LEN]>,
     /// None once a reconnect failed: the target is given up.
     stream: Option<TcpStream>,
     broken: Option<String>,
@@ -35,11 +37,13 @@ impl TcpRrSession {
     pub(crate) fn open(target: &Target, params: &Params) -> Result<Self, String> {
         let addr = target.socket_addr();
         let stream =
-            open(addr, params.timeout.0).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            open(addr, params.timeout.0, params.nonce_bytes())
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let out: Vec<u8> = (0..params.payload).map(|i| i as u8).collect();
         Ok(TcpRrSession {
             addr,
             timeout: params.timeout.0,
+            nonce: params.nonce_bytes(),
             stream: Some(stream),
             broken: None,
             out,
@@ -65,7 +69,7 @@ impl Session for TcpRrSession {
             Err(_) => {
                 // The stream is out of step after a failed exchange: start over.
                 m.errors += 1;
-                match open(self.addr, self.timeout) {
+                match open(self.addr, self.timeout, self.nonce) {
                     Ok(s) => self.stream = Some(s),
                     Err(e) => {
                         self.stream = None;
@@ -78,11 +82,19 @@ impl Session for TcpRrSession {
     }
 }
 
-fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+fn open(
+    addr: SocketAddr,
+    timeout: Duration,
+    nonce: Option<[u8; super::responder::NONCE_LEN]>,
+) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    // A gated responder echoes only after the run's nonce.
+    if let Some(nonce) = nonce {
+        stream.write_all(&nonce)?;
+    }
     Ok(stream)
 }
 

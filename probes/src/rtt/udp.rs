@@ -50,6 +50,11 @@ impl UdpSession {
         let total = u64::from(params.warmup) + u64::from(params.count);
         let mut out = vec![0u8; params.payload];
         out[8..16].copy_from_slice(&nonce.to_le_bytes());
+        // A gated responder echoes only datagrams ending in the run's nonce.
+        if let Some(run_nonce) = params.nonce_bytes() {
+            let at = out.len() - run_nonce.len();
+            out[at..].copy_from_slice(&run_nonce);
+        }
         Ok(UdpSession {
             socket,
             nonce,

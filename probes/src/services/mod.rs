@@ -29,6 +29,7 @@ use serde_json::{json, Map, Value};
 
 pub use modes::Mode;
 pub use params::Params;
+pub use sandbox::sweep_orphans;
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
@@ -130,6 +131,11 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         }
     }
 
+    for removed in sandbox::sweep_orphans() {
+        result.warn(format!(
+            "removed network namespace {removed}, left by an earlier services run that crashed"
+        ));
+    }
     let outcome = sweep::run(&backends, &params, ctx, &mut result)?;
 
     result.fact("programming_ms", outcome.programming_ms);

@@ -62,8 +62,60 @@ impl Sandbox {
     }
 }
 
+/// The pid that owns a sandbox namespace `iq-<hex pid>s<n>-<node|ep>`;
+/// None for any other name (the lab's and everyone else's).
+fn sandbox_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("iq-")?;
+    let (id, role) = rest.split_once('-')?;
+    if role != "node" && role != "ep" {
+        return None;
+    }
+    let (pid, n) = id.split_once('s')?;
+    n.parse::<u32>().ok()?;
+    u32::from_str_radix(pid, 16).ok()
+}
+
+/// Deletes the sandbox namespaces (and the rules in them) whose owner
+/// process is gone: what a crash or `kill -9` of an earlier run left.
+/// Returns the names removed, each also logged.
+pub fn sweep_orphans() -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in netns::names_with_prefix("iq-") {
+        let Some(pid) = sandbox_owner(&name) else {
+            continue;
+        };
+        if pid == std::process::id() || crate::system::process_alive(pid) {
+            continue;
+        }
+        match netns::delete(&name) {
+            Ok(_) => {
+                tracing::warn!(
+                    "removed network namespace {name} left by services process {pid}, which is gone"
+                );
+                removed.push(name);
+            }
+            Err(e) => tracing::warn!("could not remove leftover namespace {name}: {e}"),
+        }
+    }
+    removed
+}
+
 /// This process's sandbox namespace prefix, for leak checks in tests.
 #[cfg(test)]
 pub fn process_prefix() -> String {
     format!("iq-{:x}s", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sandbox_names_have_an_owner() {
+        assert_eq!(sandbox_owner("iq-1a2bs3-node"), Some(0x1a2b));
+        assert_eq!(sandbox_owner("iq-1a2bs0-ep"), Some(0x1a2b));
+        assert_eq!(sandbox_owner("iq-1a2bs3-n1"), None, "a lab node");
+        assert_eq!(sandbox_owner("iq-lab1-node"), None);
+        assert_eq!(sandbox_owner("other-1s1-node"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! Readers of /proc, /sys and installed tools, shared by the probes.
 
 pub mod block;
+pub mod dirfd;
 pub mod kernel;
 pub mod mounts;
 pub mod netns;
@@ -15,6 +16,12 @@ pub fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// Whether process `pid` exists (a zombie counts: its files may still be in
+/// use until it is reaped).
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 pub fn read_u64(path: impl AsRef<Path>) -> Option<u64> {
