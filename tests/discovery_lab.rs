@@ -196,6 +196,13 @@ impl DiscoveryLab {
         std::fs::set_permissions(&share, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         std::fs::copy(&token, share.join("agents.token")).unwrap();
+        // Agents refuse a token others can read: the coordinator's is
+        // root's, the containers' belongs to nobody (65534), both 0600.
+        for file in [token.clone(), share.join("agents.token")] {
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        std::os::unix::fs::chown(share.join("agents.token"), Some(65534), Some(65534)).unwrap();
         let mut children = Children(Vec::new());
         let mut containers = Containers(Vec::new());
         let mut hosts = String::new();
@@ -219,6 +226,9 @@ impl DiscoveryLab {
                     "agent",
                     "--listen",
                     &format!("0.0.0.0:{api}"),
+                    // Lab addresses only, as in the cluster behind its
+                    // NetworkPolicy (deploy/kubernetes does the same).
+                    "--insecure-plaintext",
                     "--token-file",
                     &token_arg,
                     "--echo-port",

@@ -272,12 +272,14 @@ fn a_soak_killed_with_kill_9_continues_its_log_when_started_again() {
 #[test]
 fn rtt_to_a_peer_is_logged_per_interval_and_judged_per_window() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = agents::Agent::start(dir.path(), "peer-1", &["--echo-port", "0"]);
-    let (status, body) = agents::http(&peer.addr, "GET", "/v1/health", Some(&peer.token), b"");
-    assert_eq!(status, 200, "{body}");
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let port = health["echo_port"].as_u64().unwrap();
-    let target = format!("peer-1=127.0.0.1:{port}");
+    // An ungated responder, as `infraqual lab echo` serves: an agent's
+    // answers only the nonces its coordinator registered.
+    let peer = infraqual_probes::rtt::responder::EchoResponder::start(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        infraqual_probes::CancelToken::new(),
+    )
+    .unwrap();
+    let target = format!("peer-1=127.0.0.1:{}", peer.port());
     let r = run_in(
         &["soak", "--for", "8s", "--every", "4s", "--peer", &target],
         Some(dir.path()),

@@ -2,7 +2,7 @@
 //! bits strong, compared in constant time; one for jobs and, optionally, a
 //! read-only one for scrapers.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -21,12 +21,23 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// This process's effective group id (from /proc: no unsafe call needed).
+fn effective_gid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let gids = status.lines().find_map(|l| l.strip_prefix("Gid:"))?;
+    gids.split_whitespace().nth(1)?.parse().ok()
+}
+
 impl Token {
     /// `flag` names the option in messages (`--token-file`).
     pub fn load(flag: &str, path: &Path) -> Result<Token> {
         let meta = std::fs::metadata(path).with_context(|| format!("{flag} {}", path.display()))?;
         let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
+        // Group read is allowed only for the agent's own group: a Kubernetes
+        // secret mounted for a non-root agent is root:<fsGroup> 0440, and
+        // that group is the pod's alone.
+        let foreign_group = mode & 0o070 != 0 && Some(meta.gid()) != effective_gid();
+        if mode & 0o007 != 0 || foreign_group {
             bail!(
                 "{flag} {}: readable by group or others (mode {:04o}); `chmod 600` it",
                 path.display(),
@@ -191,6 +202,10 @@ mod tests {
         let e = Token::load("--token-file", &p).unwrap_err().to_string();
         assert!(e.contains("readable by group or others (mode 0644)"), "{e}");
         assert!(!e.contains('\n'));
+        // The agent's own group may read it (a Kubernetes secret with fsGroup).
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let own_group = std::fs::metadata(&p).unwrap().gid() == effective_gid().unwrap();
+        assert_eq!(Token::load("--token-file", &p).is_ok(), own_group);
     }
 
     #[test]

@@ -435,6 +435,7 @@ mod tests {
             labels: Default::default(),
             addresses: Default::default(),
             echo_ports: Default::default(),
+            echo_agents: Vec::new(),
         })
         .unwrap()
     }

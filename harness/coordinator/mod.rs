@@ -29,7 +29,7 @@ use crate::exit::Outcome;
 use client::AgentClient;
 use collector::{Collector, Event};
 use job::{run_job, JobError, JobSpec};
-use plan::Plan;
+use plan::{AgentPlan, Plan};
 use tasks::AgentTasks;
 
 #[derive(Args, Debug)]
@@ -396,6 +396,30 @@ impl Orchestra {
                     "registering the run's echo nonce with {}: {e}",
                     target.name
                 )));
+            }
+            // A discovered node's other agent answers echo on its path.
+            let Some(plan) = self.plan.agents.iter().find(|a| a.name == target.name) else {
+                continue;
+            };
+            for url in &plan.echo_agents {
+                let other = AgentPlan {
+                    url: url.clone(),
+                    ..plan.clone()
+                };
+                let registered = match AgentClient::new(&other) {
+                    Ok(client) => client
+                        .post::<_, Value>("/v1/targets", &registration)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = registered {
+                    return Err(JobError::Probe(format!(
+                        "registering the run's echo nonce with {} at {url}: {e}",
+                        target.name
+                    )));
+                }
             }
         }
         Ok(())

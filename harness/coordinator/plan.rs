@@ -70,6 +70,9 @@ pub struct AgentPlan {
     /// (`[discover]` pairs a pod-network and a hostNetwork agent); other
     /// paths use this agent's own echo port.
     pub echo_ports: BTreeMap<String, u16>,
+    /// The API of each such other agent: the run's echo nonce is
+    /// registered there too, or its responder would not answer.
+    pub echo_agents: Vec<hyper::Uri>,
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +232,7 @@ impl Plan {
                 labels: a.labels.clone(),
                 addresses,
                 echo_ports: BTreeMap::new(),
+                echo_agents: Vec::new(),
             });
         }
 

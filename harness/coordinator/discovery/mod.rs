@@ -64,6 +64,7 @@ fn probe_agent(d: &DiscoverPlan, address: Ipv4Addr, port: u16) -> anyhow::Result
         labels: BTreeMap::new(),
         addresses: BTreeMap::new(),
         echo_ports: BTreeMap::new(),
+        echo_agents: Vec::new(),
     };
     AgentClient::new(&agent)
 }
@@ -167,12 +168,19 @@ fn pair(
         let mut labels = BTreeMap::new();
         let mut addresses = BTreeMap::new();
         let mut echo_ports = BTreeMap::new();
+        let mut echo_agents = Vec::new();
         for (index, address, health) in &members {
             let path = &d.services[*index].path;
             labels.extend(health.labels.clone());
             addresses.insert(path.clone(), std::net::IpAddr::V4(*address));
             if let Some(port) = health.echo_port {
                 echo_ports.insert(path.clone(), port);
+                let api = format!("{}://{address}:{}", d.scheme(), d.services[*index].port);
+                if index != runner_index {
+                    if let Ok(api) = api.parse() {
+                        echo_agents.push(api);
+                    }
+                }
             }
         }
         agents.push(AgentPlan {
@@ -183,6 +191,7 @@ fn pair(
             labels,
             addresses,
             echo_ports,
+            echo_agents,
         });
     }
     (agents, problems)
