@@ -1,4 +1,6 @@
 pub mod compare;
+mod compare_many;
+pub mod junit;
 pub mod lab;
 pub mod probe;
 pub mod qualify;
