@@ -19,8 +19,8 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             let (group, name) = key.split_once('/').unwrap_or((key.as_str(), key.as_str()));
             let label = match (multi_node, group == name) {
                 (true, true) => r.node.clone(),
-                (true, false) => format!("{} {name}", r.node),
-                (false, _) => name.to_string(),
+                (true, false) => format!("{} {}", r.node, series_words(name)),
+                (false, _) => series_words(name),
             };
             groups.entry(group.to_string()).or_default().push(Line {
                 label,
@@ -34,7 +34,7 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             let references = references_for(profile, probe, &group);
             Chart {
                 id: slug(&format!("{probe}-timeline-{group}")),
-                title: format!("{probe}: {} per second", group.replace('_', " ")),
+                title: format!("{probe}: {} per second", series_words(&group)),
                 probe: probe.to_string(),
                 kind: ChartKind::Timeline {
                     y_label: y_label(&group),
@@ -44,6 +44,21 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             }
         })
         .collect()
+}
+
+/// A series key in words, without what the chart says already:
+/// `per_second_p99_ns` is `p99`, `guest_wait` is `guest wait`, the group
+/// `pct` is `share of time`.
+fn series_words(key: &str) -> String {
+    if key == "pct" {
+        return "share of time".into();
+    }
+    let key = key.strip_prefix("per_second_").unwrap_or(key);
+    let key = key
+        .strip_suffix("_ns")
+        .or_else(|| key.strip_suffix("_pct"))
+        .unwrap_or(key);
+    key.replace('_', " ")
 }
 
 /// Units are read from the key's suffix (`_ns`, `_pct`).

@@ -156,17 +156,24 @@ fn disk(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
 fn steal(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     let (node, v, _) = worst(run, "steal.pct")?;
     let observed = format::value(v.observed?, &v.unit);
-    let lost = results_of(run, infraqual_probes::steal::NAME)
+    let facts = results_of(run, infraqual_probes::steal::NAME)
         .find(|(n, _)| n.name == node.name)
-        .and_then(|(_, r)| r.facts.get("lost_pct").and_then(Value::as_f64));
-    let lost_text = lost
-        .map(|l| {
-            format!(
-                "; busy threads lost {} of their time to anything",
-                format::value(l, "%")
-            )
-        })
-        .unwrap_or_default();
+        .map(|(_, r)| &r.facts);
+    let pct = |key: &str| facts.and_then(|f| f.get(key)).and_then(Value::as_f64);
+    // Lost time the hypervisor did not take is this machine's own load; say
+    // so, or a reader blames the neighbour for it.
+    let lost_text = match (pct("lost_pct"), pct("guest_wait_pct")) {
+        (Some(lost), Some(own)) if own >= 1.0 => format!(
+            "; busy threads lost {} of their time, {} of it waiting behind this machine's own tasks",
+            format::value(lost, "%"),
+            format::value(own, "%")
+        ),
+        (Some(lost), _) => format!(
+            "; busy threads lost {} of their time to anything",
+            format::value(lost, "%")
+        ),
+        _ => String::new(),
+    };
     let where_ = on_node(run, node);
     let text = match v.status {
         Status::Pass => format!(

@@ -283,7 +283,11 @@ fn record_table(items: &[Value], h: &mut String) {
 
 fn warnings(r: &ProbeResult, h: &mut String) {
     for w in &r.warnings {
-        let _ = write!(h, "<div class=\"warning\">{}</div>", escape(w));
+        let _ = write!(
+            h,
+            "<div class=\"warning\">{}</div>",
+            escape(&labels::prose(w))
+        );
     }
 }
 

@@ -107,9 +107,9 @@ const FSYNC: &[FactLabel] = &[
     fact("transport", "transport", "", "NVMe, SATA, virtio ..."),
     fact(
         "rotational",
-        "spinning disk",
+        "rotational (the kernel's flag)",
         "",
-        "a rotating disk cannot carry etcd",
+        "a real spinning disk cannot carry etcd; virtual disks often claim yes",
     ),
     fact("fs_type", "file system", "", "of the directory under test"),
 ];
@@ -154,6 +154,18 @@ pub fn facts_for(probe: &str) -> &'static [FactLabel] {
         "steal" => STEAL,
         _ => &[],
     }
+}
+
+/// A probe's note or warning with the fact keys it names replaced by their
+/// labels (`nf_conntrack_max is 65536` reads `conntrack table is 65536`).
+pub fn prose(text: &str) -> String {
+    let mut out = text.to_string();
+    for f in [INVENTORY, FSYNC, STEAL].into_iter().flatten() {
+        if f.key.contains('_') {
+            out = out.replace(f.key, f.label);
+        }
+    }
+    out
 }
 
 /// A fact's value in its unit, in one line.
@@ -234,6 +246,14 @@ mod tests {
         assert_eq!(check("services.run"), "services could run here");
         assert_eq!(check("steal.pct"), "CPU stolen by the hypervisor");
         assert_eq!(words("unexplained_pct"), "unexplained pct");
+    }
+
+    #[test]
+    fn notes_name_facts_by_their_labels() {
+        assert_eq!(
+            prose("nf_conntrack_max is 65536: raise it"),
+            "conntrack table is 65536: raise it"
+        );
     }
 
     #[test]

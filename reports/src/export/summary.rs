@@ -122,7 +122,7 @@ fn matrix(run: &RunRecord, rows: &BTreeMap<&str, BTreeMap<&str, &Verdict>>, h: &
                     let _ = write!(
                         h,
                         "<td title=\"{}\">{} {}</td>",
-                        escape(&v.note),
+                        escape(&labels::prose(&v.note)),
                         status_badge(v.status),
                         escape(&observed(v))
                     );
@@ -157,7 +157,7 @@ fn single(rows: &BTreeMap<&str, BTreeMap<&str, &Verdict>>, h: &mut String) {
                 escape(&observed(v)),
                 escape(&limit),
                 status_badge(v.status),
-                escape(&v.note)
+                escape(&labels::prose(&v.note))
             );
         }
     }

@@ -24,11 +24,12 @@ use crate::bundle::RunRecord;
 /// verdict against the baseline.
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
-    /// The row's statistic (p99 for latencies, the fact itself otherwise)
-    /// in the row's unit; None when the run lacks the measurement.
+    /// The row's statistic (the median for latencies, the fact itself
+    /// otherwise) in the row's unit; None when the run lacks the
+    /// measurement. The best value of a row is judged on it.
     pub value: Option<f64>,
-    /// Latencies only: the median beside it.
-    pub p50: Option<f64>,
+    /// Latencies only: the p99 beside it.
+    pub p99: Option<f64>,
     pub best: bool,
     pub verdict: Option<ChangeVerdict>,
     pub median_change: Option<Change>,
@@ -43,7 +44,7 @@ pub struct Row {
     pub node: String,
     pub unit: String,
     pub better: Better,
-    /// `p99` for latencies, `value` for facts.
+    /// `p50` for latencies, `value` for facts.
     pub statistic: &'static str,
     pub cells: Vec<Cell>,
 }
@@ -96,7 +97,7 @@ fn baseline_node(subject: &str, node_match: &NodeMatch) -> String {
 fn empty_cell() -> Cell {
     Cell {
         value: None,
-        p50: None,
+        p99: None,
         best: false,
         verdict: None,
         median_change: None,
@@ -131,14 +132,14 @@ pub fn compare_many(
                 node: key.2.clone(),
                 unit: l.unit.clone(),
                 better: Better::Lower,
-                statistic: "p99",
+                statistic: "p50",
                 cells: vec![empty_cell(); n],
             });
-            row.cells[0].value = Some(l.a.p99 as f64);
-            row.cells[0].p50 = Some(l.a.p50 as f64);
+            row.cells[0].value = Some(l.a.p50 as f64);
+            row.cells[0].p99 = Some(l.a.p99 as f64);
             row.cells[i] = Cell {
-                value: Some(l.b.p99 as f64),
-                p50: Some(l.b.p50 as f64),
+                value: Some(l.b.p50 as f64),
+                p99: Some(l.b.p99 as f64),
                 best: false,
                 verdict: Some(l.verdict),
                 median_change: l.median,
@@ -265,7 +266,7 @@ mod tests {
             node: "local".into(),
             unit: "ns".into(),
             better,
-            statistic: "p99",
+            statistic: "p50",
             cells: values
                 .iter()
                 .map(|v| Cell {

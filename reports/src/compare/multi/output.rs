@@ -57,7 +57,7 @@ pub fn artifacts(m: &MultiComparison) -> Result<Vec<Artifact>, ReportError> {
 /// One CDF per latency row: the baseline's histogram and every other run's.
 fn cdf_charts(m: &MultiComparison) -> Vec<(String, String, crate::charts::Chart)> {
     let mut charts = Vec::new();
-    for row in m.rows.iter().filter(|r| r.statistic == "p99") {
+    for row in m.rows.iter().filter(|r| r.statistic == "p50") {
         let mut lines: Vec<(String, &infraqual_probes::LatencyHistogram)> = Vec::new();
         for (i, c) in m.pairwise.iter().enumerate() {
             let Some(l) = c.latencies.iter().find(|l| {
@@ -94,26 +94,26 @@ fn subject_is(c: &Comparison, subject: &str, node: &str) -> bool {
 }
 
 fn value_text(row: &Row, cell: &Cell) -> String {
-    match (cell.value, cell.p50) {
+    match (cell.value, cell.p99) {
         (None, _) => "-".into(),
-        (Some(v), Some(p50)) => format!(
-            "p99 {} (p50 {})",
-            format::value(v, &row.unit),
-            format::value(p50, &row.unit)
+        (Some(p50), Some(p99)) => format!(
+            "p50 {} (p99 {})",
+            format::value(p50, &row.unit),
+            format::value(p99, &row.unit)
         ),
         (Some(v), None) => format::value(v, &row.unit),
     }
 }
 
-/// `regressed: p99 +105 % [+98 %, +112 %], median +80 % [...]`
+/// `regressed: median +80 % [+70 %, +90 %], p99 +105 % [+98 %, +112 %]`
 fn verdict_text(cell: &Cell) -> Option<String> {
     let v = cell.verdict?;
     let mut parts = Vec::new();
-    if let Some(c) = &cell.p99_change {
-        parts.push(format!("p99 {}", change_text(c)));
-    }
     if let Some(c) = &cell.median_change {
         parts.push(format!("median {}", change_text(c)));
+    }
+    if let Some(c) = &cell.p99_change {
+        parts.push(format!("p99 {}", change_text(c)));
     }
     Some(if parts.is_empty() {
         v.to_string()
@@ -169,7 +169,7 @@ fn markdown(m: &MultiComparison) -> String {
     }
     let _ = writeln!(
         md,
-        "\nVerdicts against the baseline: {:.0} % bootstrap intervals, noise threshold {:.1} %.\n",
+        "\nBest: the lowest median (or the better fact). Verdicts against the baseline: {:.0} % bootstrap intervals, noise threshold {:.1} %.\n",
         m.confidence * 100.0,
         m.noise * 100.0
     );
@@ -200,8 +200,9 @@ fn html(m: &MultiComparison, figures: &str) -> String {
     markup::document_start(&mut h, &title);
     let _ = write!(
         h,
-        "<h1>{}</h1><p class=\"meta\">baseline: {}; verdicts against it from {:.0} % bootstrap \
-         intervals of the recorded histograms, noise threshold {:.1} %.</p>",
+        "<h1>{}</h1><p class=\"meta\">baseline: {}; best: the lowest median (or the better \
+         fact); verdicts against the baseline from {:.0} % bootstrap intervals of the recorded \
+         histograms, noise threshold {:.1} %.</p>",
         escape(&title),
         escape(&m.labels[0]),
         m.confidence * 100.0,
@@ -212,14 +213,7 @@ fn html(m: &MultiComparison, figures: &str) -> String {
         let _ = write!(h, "<li>{}</li>", escape(&o.sentence()));
     }
     h.push_str("</ul></section><h2 id=\"side-by-side\">Side by side</h2>");
-    let mut head = vec!["probe".to_string(), "measured".into(), "node".into()];
-    for (i, l) in m.labels.iter().enumerate() {
-        head.push(if i == 0 {
-            format!("{l} (baseline)")
-        } else {
-            l.clone()
-        });
-    }
+    let head = header(m);
     let head: Vec<&str> = head.iter().map(String::as_str).collect();
     table_start(&mut h, &head);
     for row in &m.rows {
@@ -227,7 +221,7 @@ fn html(m: &MultiComparison, figures: &str) -> String {
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td>",
             escape(&row.probe),
-            escape(&row.metric),
+            escape(&crate::export::labels::metric(&row.metric)),
             escape(&row.node)
         );
         for cell in &row.cells {
