@@ -51,6 +51,7 @@ const PAGE_CHECK: &str = r#"JSON.stringify({
     return { id: s.closest('figure').id, width: r.width, height: r.height,
              longest_line: Math.max(0, ...points),
              marks: s.querySelectorAll('circle').length,
+             rects: s.querySelectorAll('rect').length,
              paths: s.querySelectorAll('path').length };
   })
 })"#;
@@ -117,9 +118,14 @@ fn check_page(browser: &mut Browser, file: &Path, shots: &Path, name: &str) -> V
             "{name}: chart not laid out: {c}"
         );
         // Data is a line of 3+ points (legend swatches have 2) or, for a
-        // series of one or two points, its point marks.
+        // series of one or two points, its point marks; a heatmap's data is
+        // its cells, drawn as rectangles on the one background rectangle.
+        let heatmap_cells =
+            c["id"].as_str().unwrap().contains("heatmap") && c["rects"].as_u64().unwrap() >= 5;
         assert!(
-            c["longest_line"].as_u64().unwrap() >= 3 || c["marks"].as_u64().unwrap() >= 1,
+            c["longest_line"].as_u64().unwrap() >= 3
+                || c["marks"].as_u64().unwrap() >= 1
+                || heatmap_cells,
             "{name}: empty chart (no data drawn): {c}"
         );
     }
