@@ -58,8 +58,7 @@ const PAGE_CHECK: &str = r#"JSON.stringify({
 })"#;
 
 fn qualify(probes: &str, dir: &Path, out: &Path) -> PathBuf {
-    let r = run(&[
-        "qualify",
+    common::qualify_bundle(&[
         "--quick",
         "--probes",
         probes,
@@ -67,14 +66,7 @@ fn qualify(probes: &str, dir: &Path, out: &Path) -> PathBuf {
         dir.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
-    assert!(matches!(r.code, 0 | 1), "qualify: {}{}", r.stdout, r.stderr);
-    let report = r
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .expect("report path printed");
-    Path::new(report).parent().unwrap().to_path_buf()
+    ])
 }
 
 /// Share of pixels that are not near-white, and of pixels in the chart

@@ -11,23 +11,11 @@ mod junit;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::run;
+use common::{run, slowfs_binary};
 use serde_json::Value;
 
-fn slowfs_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_infraqual"))
-        .with_file_name(format!("iq-slowfs{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the slow-disk fixture first (cargo build -p iq-slowfs)",
-        bin.display()
-    );
-    bin
-}
-
 fn qualify_fsync(dir: &Path, out: &Path) -> PathBuf {
-    let r = run(&[
-        "qualify",
+    common::qualify_bundle(&[
         "--quick",
         "--probes",
         "fsync",
@@ -35,14 +23,7 @@ fn qualify_fsync(dir: &Path, out: &Path) -> PathBuf {
         dir.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
-    assert!(matches!(r.code, 0 | 1), "{}{}", r.stdout, r.stderr);
-    let report = r
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .expect("report path printed");
-    Path::new(report).parent().unwrap().to_path_buf()
+    ])
 }
 
 /// A quick fsync run on the fixture with `delay` added to every sync.

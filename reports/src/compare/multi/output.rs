@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use super::{Cell, MultiComparison, Row};
-use crate::charts::{cdf, draw, slug};
-use crate::compare::verdict::ChangeVerdict;
+use crate::charts::{cdf, slug};
+use crate::compare::output::html::{badge, figure_with_plots};
 use crate::compare::{change_text, Comparison};
 use crate::error::ReportError;
 use crate::export::Artifact;
@@ -31,21 +31,8 @@ pub fn artifacts(m: &MultiComparison) -> Result<Vec<Artifact>, ReportError> {
     ];
     let mut figures = String::new();
     for (id, title, chart) in cdf_charts(m) {
-        let svg = draw::svg(&chart)?;
-        markup::figure(
-            &mut figures,
-            &id,
-            &svg,
-            &escape(&format!("{title} (plots/{id}.svg)")),
-        );
-        out.push(Artifact {
-            relative_path: format!("plots/{id}.png"),
-            bytes: draw::png(&chart)?,
-        });
-        out.push(Artifact {
-            relative_path: format!("plots/{id}.svg"),
-            bytes: svg.into_bytes(),
-        });
+        let caption = escape(&format!("{title} (plots/{id}.svg)"));
+        figure_with_plots(&mut figures, &mut out, &id, &caption, &chart)?;
     }
     out.push(Artifact {
         relative_path: "compare.html".into(),
@@ -184,16 +171,6 @@ fn markdown(m: &MultiComparison) -> String {
     md
 }
 
-fn verdict_badge(v: ChangeVerdict) -> String {
-    let class = match v {
-        ChangeVerdict::Regressed => "regressed",
-        ChangeVerdict::Improved => "improved",
-        ChangeVerdict::NoChange => "no_change",
-        ChangeVerdict::NotJudged => "not_judged",
-    };
-    markup::badge(class, v.as_str())
-}
-
 fn html(m: &MultiComparison, figures: &str) -> String {
     let mut h = String::new();
     let title = format!("infraqual compare: {}", m.labels.join(" vs "));
@@ -233,7 +210,7 @@ fn html(m: &MultiComparison, figures: &str) -> String {
             if let Some(v) = cell.verdict {
                 let detail = verdict_text(cell).unwrap_or_default();
                 let detail = detail.split_once(": ").map(|(_, d)| d).unwrap_or("");
-                let _ = write!(h, "<br>{} {}", verdict_badge(v), escape(detail));
+                let _ = write!(h, "<br>{} {}", badge(v), escape(detail));
             }
             h.push_str("</td>");
         }
