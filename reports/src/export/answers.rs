@@ -17,7 +17,9 @@ pub struct Answer {
     pub question: &'static str,
     /// Plain text: the answer, its number and the reason.
     pub text: String,
-    pub status: Status,
+    /// The verdict behind the answer; None for a figure no check judges
+    /// (the overlay's cost, the Services' cost, the regions' distance).
+    pub status: Option<Status>,
     /// The section the details are in (an element id of report.html).
     pub section: String,
     /// The chart that proves it, by chart id, when one was drawn.
@@ -147,7 +149,7 @@ fn disk(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[0].1,
         text,
-        status: v.status,
+        status: Some(v.status),
         section: "probe-fsync".into(),
         chart,
     })
@@ -191,7 +193,7 @@ fn steal(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[1].1,
         text,
-        status: v.status,
+        status: Some(v.status),
         section: "probe-steal".into(),
         chart,
     })
@@ -259,7 +261,7 @@ fn overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[2].1,
         text,
-        status: Status::Pass,
+        status: None,
         section: "probe-rtt".into(),
         chart,
     })
@@ -299,7 +301,7 @@ fn services(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[3].1,
         text,
-        status: Status::Pass,
+        status: None,
         section: "probe-services".into(),
         chart,
     })
@@ -345,7 +347,7 @@ fn mtu(run: &RunRecord) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[4].1,
         text,
-        status,
+        status: Some(status),
         section: "probe-mtu".into(),
         chart: None,
     })
@@ -362,8 +364,95 @@ fn regions(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     Some(Answer {
         question: QUESTIONS[5].1,
         text: format!("{}.", farthest.sentence()),
-        status: Status::Pass,
+        status: None,
         section: "regions".into(),
         chart,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use infraqual_probes::{ProbeResult, Status, Verdict};
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_runs::{node, run};
+
+    fn fsync_result(node_name: &str, p99_ns: f64, status: Status) -> ProbeResult {
+        let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, node_name);
+        r.facts.insert("mode".into(), json!("fio-etcd"));
+        r.verdicts.push(Verdict {
+            check: "fsync.fdatasync.p99".into(),
+            status,
+            observed: Some(p99_ns),
+            threshold: Some(10e6),
+            unit: "ns".into(),
+            note: String::new(),
+        });
+        r
+    }
+
+    #[test]
+    fn the_disk_answer_names_the_slowest_node_its_figure_and_the_limit() {
+        let r = run(
+            "r",
+            vec![
+                node("fast", &[], vec![fsync_result("fast", 2e6, Status::Pass)]),
+                node("slow", &[], vec![fsync_result("slow", 14e6, Status::Fail)]),
+            ],
+        );
+        let list = answers(&r, &["fsync-fdatasync", "steal-timeline-pct"]);
+        assert_eq!(list.len(), 1, "only the disk was measured");
+        let a = &list[0];
+        assert_eq!(a.question, "Can this disk carry etcd?");
+        assert_eq!(a.status, Some(Status::Fail));
+        assert!(
+            a.text.starts_with("No: the slowest disk's 99th-percentile fdatasync is 14.0 ms on slow, over etcd's 10.0 ms limit"),
+            "{}",
+            a.text
+        );
+        assert_eq!(a.section, "probe-fsync");
+        assert_eq!(a.chart.as_deref(), Some("fsync-fdatasync"));
+        let missing = unanswered(&list);
+        assert_eq!(missing.len(), QUESTIONS.len() - 1);
+    }
+
+    #[test]
+    fn the_overlay_cost_is_the_middle_pair_and_carries_no_verdict() {
+        let mut r = ProbeResult::new(infraqual_probes::rtt::NAME, "a");
+        r.facts.insert(
+            "overlay_overhead_us".into(),
+            json!({
+                "a->b": {"kind": "udp", "p50_us": 30.0, "p99_us": 80.0},
+                "a->c": {"kind": "udp", "p50_us": 500.0, "p99_us": -20.0},
+                "b->c": {"kind": "udp", "p50_us": 40.0, "p99_us": 90.0},
+            }),
+        );
+        let list = answers(&run("r", vec![node("a", &[], vec![r])]), &[]);
+        let a = &list[0];
+        assert_eq!(a.status, None);
+        assert!(
+            a.text
+                .starts_with("40.0 µs per round trip at the median (p99: 80.0 µs)"),
+            "{}",
+            a.text
+        );
+    }
+
+    #[test]
+    fn the_page_opens_with_the_answers() {
+        let r = run(
+            "r",
+            vec![node("n", &[], vec![fsync_result("n", 2e6, Status::Pass)])],
+        );
+        use crate::export::Exporter as _;
+        let files = crate::export::html::HtmlExporter { charts: &[] }
+            .export(&r)
+            .unwrap();
+        let html = String::from_utf8(files[0].bytes.clone()).unwrap();
+        let answers = html.find("<section id=\"answers\">").unwrap();
+        let checks = html.find("id=\"checks\"").unwrap();
+        assert!(answers < checks && html[..answers].matches("<h2").count() == 0);
+        assert!(html.contains("Yes: the 99th-percentile fdatasync is 2.00 ms"));
+    }
 }

@@ -51,7 +51,7 @@ fn answer(a: &Answer, charts: &[RenderedChart], h: &mut String) {
         h,
         "<div class=\"answer\"><h3>{q}</h3><p>{b} {t} <a href=\"#{s}\">details</a></p>",
         q = escape(a.question),
-        b = status_badge(a.status),
+        b = a.status.map(status_badge).unwrap_or_default(),
         t = escape(&a.text),
         s = escape(&a.section),
     );
