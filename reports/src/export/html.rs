@@ -224,9 +224,9 @@ fn raw_details(r: &ProbeResult, node: &str, h: &mut String) {
         }
         h.push_str("</table>");
     }
-    for (k, items) in lists {
+    for (k, records) in lists {
         let _ = write!(h, "<p>{}</p>", escape(&k));
-        record_table(items, h);
+        record_table(&records, h);
     }
     if !r.params.is_empty() {
         table_start(h, &["parameter", "value"]);
@@ -238,44 +238,73 @@ fn raw_details(r: &ProbeResult, node: &str, h: &mut String) {
     h.push_str("</details>");
 }
 
-/// Leaf facts as (dotted key, text); lists of objects set aside whole.
+/// One row of a breakdown table: its key (for a per-CPU or per-path map)
+/// and its fields.
+type Record<'a> = (Option<&'a str>, &'a serde_json::Map<String, Value>);
+
+/// A map whose every value is a flat object (per CPU, per path, per mode):
+/// a table with a row per key rather than a dotted row per field.
+fn keyed_records(map: &serde_json::Map<String, Value>) -> Option<Vec<Record<'_>>> {
+    map.iter()
+        .map(|(k, v)| Some((Some(k.as_str()), flat_object(v)?)))
+        .collect()
+}
+
+/// `v` when it is a non-empty object of plain values.
+fn flat_object(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+    v.as_object()
+        .filter(|o| !o.is_empty() && o.values().all(|x| !x.is_object() && !x.is_array()))
+}
+
+/// Leaf facts as (dotted key, text); lists of objects and keyed breakdowns
+/// set aside whole, each to become a small table.
 fn flatten<'a>(
     key: &str,
     v: &'a Value,
     leaves: &mut Vec<(String, String)>,
-    lists: &mut Vec<(String, &'a [Value])>,
+    lists: &mut Vec<(String, Vec<Record<'a>>)>,
 ) {
     match v {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, child) in map {
-                flatten(&format!("{key}.{k}"), child, leaves, lists);
+        Value::Object(map) if !map.is_empty() => match keyed_records(map) {
+            Some(records) => lists.push((key.to_string(), records)),
+            None => {
+                for (k, child) in map {
+                    flatten(&format!("{key}.{k}"), child, leaves, lists);
+                }
             }
-        }
+        },
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
-            lists.push((key.to_string(), items));
+            let records = items
+                .iter()
+                .filter_map(|i| Some((None, i.as_object()?)))
+                .collect();
+            lists.push((key.to_string(), records));
         }
         other => leaves.push((key.to_string(), format::fact(other))),
     }
 }
 
-/// A list of records (disks, NICs) as one table, one row per record.
-fn record_table(items: &[Value], h: &mut String) {
+/// Records (disks, NICs, per-CPU or per-path figures) as one table, one row
+/// per record, its key first when it has one.
+fn record_table(records: &[Record<'_>], h: &mut String) {
+    let keyed = records.iter().any(|(k, _)| k.is_some());
     let mut cols: Vec<&str> = Vec::new();
-    for item in items {
-        if let Value::Object(map) = item {
-            for k in map.keys() {
-                if !cols.contains(&k.as_str()) {
-                    cols.push(k);
-                }
+    for (_, map) in records {
+        for k in map.keys() {
+            if !cols.contains(&k.as_str()) {
+                cols.push(k);
             }
         }
     }
-    table_start(h, &cols);
-    for item in items {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| format::fact(item.get(*c).unwrap_or(&Value::Null)))
-            .collect();
+    let mut header = if keyed { vec![""] } else { Vec::new() };
+    header.extend(&cols);
+    table_start(h, &header);
+    for (key, map) in records {
+        let mut cells: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        cells.extend(
+            cols.iter()
+                .map(|c| format::fact(map.get(*c).unwrap_or(&Value::Null))),
+        );
         markup::text_row(h, &cells);
     }
     h.push_str("</table>");
@@ -344,5 +373,35 @@ fn machines(run: &RunRecord, h: &mut String) {
     }
     for node in run.nodes.iter().filter(|n| n.inventory.is_none()) {
         let _ = write!(h, "<p>{}: no inventory.</p>", escape(&node.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use infraqual_probes::ProbeResult;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn breakdowns_become_small_tables_and_nothing_nests() {
+        let mut r = ProbeResult::new(infraqual_probes::steal::NAME, "n");
+        r.facts.insert("steal_pct".into(), json!(0.5));
+        r.facts.insert(
+            "per_cpu".into(),
+            json!({"0": {"hiccups": 3, "lost_pct": 0.2}, "1": {"hiccups": 5, "lost_pct": 0.4}}),
+        );
+        r.facts
+            .insert("disks".into(), json!([{"name": "vda", "rotational": true}]));
+        let mut h = String::new();
+        raw_details(&r, "n", &mut h);
+        assert!(h.starts_with("<details>") && h.ends_with("</details>"));
+        assert!(
+            h.contains("<p>per_cpu</p><table><tr><th></th><th>hiccups</th><th>lost_pct</th></tr>\
+                 <tr><td>0</td><td>3</td><td>0.2</td></tr><tr><td>1</td><td>5</td><td>0.4</td></tr></table>"),
+            "{h}"
+        );
+        assert!(h.contains("<tr><td>vda</td><td>yes</td></tr>"), "{h}");
+        assert!(!h.contains("<td><table>"), "no table inside a table: {h}");
     }
 }
