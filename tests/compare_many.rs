@@ -138,13 +138,38 @@ fn three_disks_side_by_side_best_and_verdicts_against_the_first() {
 }
 
 #[test]
-fn labels_must_match_the_runs() {
+fn runs_are_named_by_their_nodes_unless_labelled() {
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let out = tmp.path().join("runs");
-    let bundles: Vec<PathBuf> = (0..3).map(|_| qualify_fsync(&disk, &out)).collect();
+    let bundles: Vec<PathBuf> = ["hetzner", "ovh", "scaleway"]
+        .iter()
+        .map(|node| {
+            common::qualify_bundle(&[
+                "--quick",
+                "--probes",
+                "fsync",
+                "--dir",
+                disk.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--node",
+                node,
+            ])
+        })
+        .collect();
     let paths: Vec<&str> = bundles.iter().map(|b| b.to_str().unwrap()).collect();
+    let r = run(&["compare", paths[0], paths[1], paths[2]]);
+    assert!(matches!(r.code, 0 | 1), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("hetzner (baseline)") && r.stdout.contains("scaleway: best on"),
+        "{}",
+        r.stdout
+    );
+    assert!(out
+        .join("compare-hetzner-vs-ovh-vs-scaleway/compare.html")
+        .is_file());
     let r = run(&[
         "compare", paths[0], paths[1], paths[2], "--label", "a", "--label", "b",
     ]);

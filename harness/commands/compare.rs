@@ -37,7 +37,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME")]
     pub label_b: Option<String>,
     /// Name of each run, in the order of the runs (repeat; default: the
-    /// node's name when every run has one node, else the directory name).
+    /// node's name when every run has one node, else the plan's name, else
+    /// the directory name).
     #[arg(long = "label", value_name = "NAME")]
     pub labels: Vec<String>,
     /// Changes whose whole confidence interval stays within this are no change.

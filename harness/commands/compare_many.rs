@@ -13,7 +13,8 @@ use crate::exit::Outcome;
 use crate::table;
 
 /// --label in run order; else each run's node name when every run has one
-/// node and the names differ; else the directory names.
+/// node and the names differ; else the plans' names when they differ; else
+/// the directory names.
 fn labels(args: &CompareArgs, runs: &[RunRecord]) -> Result<Vec<String>> {
     if !args.labels.is_empty() {
         if args.labels.len() != runs.len() {
@@ -40,6 +41,13 @@ fn labels(args: &CompareArgs, runs: &[RunRecord]) -> Result<Vec<String>> {
     };
     if node_names.len() == runs.len() && distinct(&node_names) {
         return Ok(node_names);
+    }
+    let plan_names: Vec<String> = runs
+        .iter()
+        .filter_map(|r| Some(r.plan.get("name")?.as_str()?.to_string()))
+        .collect();
+    if plan_names.len() == runs.len() && distinct(&plan_names) {
+        return Ok(plan_names);
     }
     Ok(args.runs.iter().map(|d| dir_label(d)).collect())
 }
