@@ -49,6 +49,21 @@ pub fn qualify_bundle(args: &[&str]) -> PathBuf {
     Path::new(report).parent().unwrap().to_path_buf()
 }
 
+/// A quick fsync qualify of `dir` into `out` with `extra` arguments.
+pub fn qualify_fsync_bundle(dir: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "--quick",
+        "--probes",
+        "fsync",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    qualify_bundle(&args)
+}
+
 /// The slow-disk fixture's binary, built beside this one by `cargo test
 /// --workspace` (scripts/test) or `cargo build -p iq-slowfs`.
 pub fn slowfs_binary() -> PathBuf {

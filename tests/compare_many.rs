@@ -15,15 +15,7 @@ use common::{run, slowfs_binary};
 use serde_json::Value;
 
 fn qualify_fsync(dir: &Path, out: &Path) -> PathBuf {
-    common::qualify_bundle(&[
-        "--quick",
-        "--probes",
-        "fsync",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
+    common::qualify_fsync_bundle(dir, out, &[])
 }
 
 /// A quick fsync run on the fixture with `delay` added to every sync.
@@ -145,19 +137,7 @@ fn runs_are_named_by_their_nodes_unless_labelled() {
     let out = tmp.path().join("runs");
     let bundles: Vec<PathBuf> = ["hetzner", "ovh", "scaleway"]
         .iter()
-        .map(|node| {
-            common::qualify_bundle(&[
-                "--quick",
-                "--probes",
-                "fsync",
-                "--dir",
-                disk.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--node",
-                node,
-            ])
-        })
+        .map(|node| common::qualify_fsync_bundle(&disk, &out, &["--node", node]))
         .collect();
     let paths: Vec<&str> = bundles.iter().map(|b| b.to_str().unwrap()).collect();
     let r = run(&["compare", paths[0], paths[1], paths[2]]);

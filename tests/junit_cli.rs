@@ -122,15 +122,7 @@ fn compare_junit_has_a_case_per_measurement() {
     std::fs::create_dir(&disk).unwrap();
     let mut bundles = Vec::new();
     for _ in 0..2 {
-        bundles.push(common::qualify_bundle(&[
-            "--quick",
-            "--probes",
-            "fsync",
-            "--dir",
-            disk.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]));
+        bundles.push(common::qualify_fsync_bundle(&disk, &out, &[]));
     }
     let file = tmp.path().join("compare.xml");
     let r = run(&[
