@@ -34,6 +34,49 @@ pub fn run_in(args: &[&str], cwd: Option<&Path>) -> Run {
     }
 }
 
+/// Runs `infraqual qualify ARGS` and returns the bundle it printed; 1 (a
+/// failed check) is still a finished run.
+pub fn qualify_bundle(args: &[&str]) -> PathBuf {
+    let mut all = vec!["qualify"];
+    all.extend(args);
+    let r = run(&all);
+    assert!(matches!(r.code, 0 | 1), "qualify: {}{}", r.stdout, r.stderr);
+    let report = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("qualify prints the report path");
+    Path::new(report).parent().unwrap().to_path_buf()
+}
+
+/// A quick fsync qualify of `dir` into `out` with `extra` arguments.
+pub fn qualify_fsync_bundle(dir: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "--quick",
+        "--probes",
+        "fsync",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    qualify_bundle(&args)
+}
+
+/// The slow-disk fixture's binary, built beside this one by `cargo test
+/// --workspace` (scripts/test) or `cargo build -p iq-slowfs`.
+pub fn slowfs_binary() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_infraqual"))
+        .with_file_name(format!("iq-slowfs{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the slow-disk fixture first (cargo build -p iq-slowfs)",
+        bin.display()
+    );
+    bin
+}
+
 /// The single bundle directory a run created under `out`.
 pub fn only_bundle(out: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(out)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_one_line_error, infraqual, only_bundle, run};
+use common::{assert_one_line_error, infraqual, only_bundle, run, slowfs_binary};
 use serde_json::Value;
 
 /// A quick fsync qualify of `dir` into `out`, as a child process.
@@ -125,19 +125,6 @@ fn two_runs_on_the_same_disk_are_no_significant_change_for_any_seed() {
         }
     }
     assert_eq!(contract::assert_bundles_under(tmp.path()), 2);
-}
-
-/// The fixture binary, built beside this one by `cargo test --workspace`
-/// (scripts/test) or `cargo build -p iq-slowfs`.
-fn slowfs_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_infraqual"))
-        .with_file_name(format!("iq-slowfs{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the slow-disk fixture first (cargo build -p iq-slowfs)",
-        bin.display()
-    );
-    bin
 }
 
 #[test]

@@ -61,8 +61,17 @@ fn qualify_inventory_writes_a_complete_bundle() {
     assert_eq!(plan["profile"].as_str(), Some("etcd"));
 
     let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();
-    assert!(html.contains("Verdicts") && html.contains("Inventory"));
-    assert!(html.contains("nf_conntrack_max"));
+    assert!(
+        html.contains("id=\"answers\"") && html.contains("Checks") && html.contains("Machines")
+    );
+    assert!(
+        html.contains("conntrack table"),
+        "facts by their human names"
+    );
+    assert!(
+        html.contains("<summary>Raw facts") && html.contains("nf_conntrack_max"),
+        "raw facts folded"
+    );
     assert!(!html.contains("<script"), "no scripts in the report");
     assert!(
         !html.contains("http://") && !html.contains("https://"),

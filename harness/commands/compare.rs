@@ -20,8 +20,9 @@ use crate::table;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Run bundle directories: RUN_A RUN_B, or RUN alone with --baseline.
-    #[arg(value_name = "RUN", num_args = 1..=2, required = true)]
+    /// Run bundle directories: RUN_A RUN_B [RUN_C ...] (the first is the
+    /// baseline of the others), or RUN alone with --baseline.
+    #[arg(value_name = "RUN", num_args = 1.., required = true)]
     pub runs: Vec<PathBuf>,
     /// Compare RUN against the saved baseline NAME (saved by --save-baseline).
     #[arg(long, value_name = "NAME")]
@@ -35,6 +36,11 @@ pub struct CompareArgs {
     /// Name of run B in tables and charts (default: its directory name).
     #[arg(long, value_name = "NAME")]
     pub label_b: Option<String>,
+    /// Name of each run, in the order of the runs (repeat; default: the
+    /// node's name when every run has one node, else the plan's name, else
+    /// the directory name).
+    #[arg(long = "label", value_name = "NAME")]
+    pub labels: Vec<String>,
     /// Changes whose whole confidence interval stays within this are no change.
     #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_noise)]
     pub noise: f64,
@@ -45,12 +51,15 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
     pub resamples: u64,
-    /// Output directory (default: ./compare-<A>-vs-<B>/).
+    /// Output directory (default: compare-<A>-vs-<B>/ beside the runs).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also write the verdicts as JUnit XML to FILE (a regression is a failure).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
-fn dir_label(dir: &Path) -> String {
+pub(super) fn dir_label(dir: &Path) -> String {
     let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     canonical
         .file_name()
@@ -58,7 +67,16 @@ fn dir_label(dir: &Path) -> String {
         .unwrap_or_else(|| "run".into())
 }
 
-fn load_run(dir: &Path) -> Result<RunRecord> {
+/// Without --out, the comparison goes next to the runs (beside the last
+/// one), never into whatever directory the command was started from.
+pub(super) fn default_out_dir(runs: &[PathBuf]) -> PathBuf {
+    runs.last()
+        .and_then(|r| r.canonicalize().ok())
+        .and_then(|r| r.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub(super) fn load_run(dir: &Path) -> Result<RunRecord> {
     if !dir.join("run.json").is_file() {
         bail!("{}: not a run bundle (no run.json)", dir.display());
     }
@@ -89,9 +107,20 @@ fn inputs(args: &CompareArgs) -> Result<((String, RunRecord), (String, RunRecord
 }
 
 pub fn run(args: &CompareArgs) -> Result<Outcome> {
+    if args.baseline.is_none() && args.runs.len() > 2 {
+        return super::compare_many::run(args);
+    }
     let ((default_a, a), (default_b, b)) = inputs(args)?;
-    let label_a = args.label_a.clone().unwrap_or(default_a);
-    let label_b = args.label_b.clone().unwrap_or(default_b);
+    let label_a = args
+        .label_a
+        .clone()
+        .or_else(|| args.labels.first().cloned())
+        .unwrap_or(default_a);
+    let label_b = args
+        .label_b
+        .clone()
+        .or_else(|| args.labels.get(1).cloned())
+        .unwrap_or(default_b);
     let mut opts = CompareOptions::new(&label_a, &label_b);
     opts.noise = args.noise;
     opts.seed = args.seed;
@@ -106,11 +135,22 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
         );
     }
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("compare-{}-vs-{}", slug(&label_a), slug(&label_b)))
+        default_out_dir(&args.runs).join(format!(
+            "compare-{}-vs-{}",
+            slug(&label_a),
+            slug(&label_b)
+        ))
     });
     write_outputs(&out, &c)?;
     print_terminal(&c);
     println!("compare: {}", out.join("compare.html").display());
+    if let Some(path) = &args.junit {
+        super::junit::write(
+            path,
+            &format!("infraqual compare {} vs {}", c.label_b, c.label_a),
+            &output::junit::suites(&c),
+        )?;
+    }
     Ok(if c.regressed() {
         Outcome::CheckFailed
     } else {
@@ -119,10 +159,16 @@ pub fn run(args: &CompareArgs) -> Result<Outcome> {
 }
 
 fn write_outputs(out: &Path, c: &Comparison) -> Result<()> {
-    let artifacts = output::artifacts(c)?;
+    write_artifacts(out, &output::artifacts(c)?)
+}
+
+pub(super) fn write_artifacts(
+    out: &Path,
+    artifacts: &[infraqual_reports::export::Artifact],
+) -> Result<()> {
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).with_context(|| format!("--out {}", out.display()))?;
-    for a in &artifacts {
+    for a in artifacts {
         atomic::write(&out.join(&a.relative_path), &a.bytes)?;
     }
     Ok(())

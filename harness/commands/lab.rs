@@ -62,8 +62,9 @@ pub enum FaultArg {
 
 #[derive(Args, Debug)]
 pub struct DownArgs {
-    /// The lab to remove (see `lab status`).
-    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    /// The lab to remove (see `lab status`); not needed when there is
+    /// exactly one.
+    #[arg(long, conflicts_with = "all")]
     pub id: Option<String>,
     /// Remove every lab recorded under --state-dir.
     #[arg(long)]
@@ -156,6 +157,28 @@ fn state_dir_flag(dir: &std::path::Path) -> String {
     }
 }
 
+/// The one lab under `base`, so `lab down` needs no --id; with none or
+/// several it says what to pass instead.
+fn only_lab(base: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let dirs = lab::state::list(base);
+    let ids: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| Some(d.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    match dirs.len() {
+        0 => bail!(
+            "no lab under {} (see `infraqual lab status`)",
+            base.display()
+        ),
+        1 => Ok(dirs),
+        n => bail!(
+            "{n} labs under {}: pass --id with one of {}, or --all",
+            base.display(),
+            ids.join(", ")
+        ),
+    }
+}
+
 fn down(a: &DownArgs) -> Result<Outcome> {
     let dirs: Vec<PathBuf> = match &a.id {
         Some(id) => {
@@ -168,7 +191,8 @@ fn down(a: &DownArgs) -> Result<Outcome> {
             }
             vec![dir]
         }
-        None => lab::state::list(&a.state_dir),
+        None if a.all => lab::state::list(&a.state_dir),
+        None => only_lab(&a.state_dir)?,
     };
     let mut failed = false;
     for dir in dirs {

@@ -1,5 +1,7 @@
 pub mod compare;
+mod compare_many;
 pub mod etcd;
+pub mod junit;
 pub mod lab;
 pub mod probe;
 pub mod qualify;

@@ -41,6 +41,9 @@ pub struct QualifyArgs {
     /// (<out>/baselines/NAME/) for `infraqual compare --baseline NAME RUN`.
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// Also write the checks as JUnit XML to FILE (one testcase per check per node).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 fn parse_probe(s: &str) -> Result<ProbeName, String> {
@@ -201,6 +204,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
 
     print_summary(&record);
     println!("report: {}", dir.join("report.html").display());
+    super::junit::write_run(args.junit.as_deref(), &record)?;
     if let Some(name) = &args.save_baseline {
         let saved = infraqual_reports::baseline::save(&args.out, name, &dir)?;
         println!("baseline {name}: {}", saved.display());

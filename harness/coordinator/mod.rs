@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// `infraqual compare --baseline NAME RUN`.
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// Also write the checks as JUnit XML to FILE (one testcase per check per node).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
@@ -111,6 +114,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     render::render_bundle(&dir, &record).with_context(|| format!("rendering {}", dir.display()))?;
     crate::commands::qualify::print_summary(&record);
     println!("report: {}", dir.join("report.html").display());
+    crate::commands::junit::write_run(args.junit.as_deref(), &record)?;
     if let Some(name) = &args.save_baseline {
         let saved = infraqual_reports::baseline::save(&out, name, &dir)?;
         println!("baseline {name}: {}", saved.display());

@@ -33,7 +33,10 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .warning{background:#fff8e1;border-left:4px solid #ef6c00;padding:.3rem .6rem;margin:.3rem 0}\
 .error{background:#ffebee;border-left:4px solid #c62828;padding:.3rem .6rem;margin:.3rem 0}\
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
-.meta{color:#555}";
+.meta{color:#555}\
+.answer{margin:0 0 1.2rem}.answer h3{margin:.8rem 0 .3rem}.answer p{margin:.2rem 0}.answer figure svg{max-width:620px}\
+.charts{display:flex;flex-wrap:wrap;gap:0 1rem}.charts figure{flex:1 1 45%;max-width:calc(50% - .5rem);margin:.5rem 0}\
+details{margin:.3rem 0}summary{cursor:pointer;color:#444}td.best{background:#e8f5e9}";
 
 /// The document up to and including `<body>`.
 pub fn document_start(h: &mut String, title: &str) {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
 use super::{slug, thresholds_for, Chart, ChartKind};
+use crate::export::labels::metric as metric_words;
 
 pub fn charts(
     probe: &str,
@@ -27,8 +28,8 @@ pub fn charts(
             };
             let (group, rest) = name.split_once('/').unwrap_or((name.as_str(), ""));
             let label = match (multi_node, rest.is_empty()) {
-                (true, false) => format!("{} {rest}", r.node),
-                (false, false) => rest.to_string(),
+                (true, false) => format!("{} {}", r.node, metric_words(rest)),
+                (false, false) => metric_words(rest),
                 (_, true) => r.node.clone(),
             };
             groups.entry(group).or_default().push((label, hist));

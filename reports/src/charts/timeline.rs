@@ -19,8 +19,8 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
             let (group, name) = key.split_once('/').unwrap_or((key.as_str(), key.as_str()));
             let label = match (multi_node, group == name) {
                 (true, true) => r.node.clone(),
-                (true, false) => format!("{} {name}", r.node),
-                (false, _) => name.to_string(),
+                (true, false) => format!("{} {}", r.node, series_words(name)),
+                (false, _) => series_words(name),
             };
             groups.entry(group.to_string()).or_default().push(Line {
                 label,
@@ -50,9 +50,24 @@ pub fn charts(probe: &str, results: &[&ProbeResult], profile: &Profile) -> Vec<C
 /// probes' own a point per second.
 fn title(probe: &str, group: &str) -> String {
     match group.strip_prefix("interval_") {
-        Some(rest) => format!("{probe}: {} per soak interval", rest.replace('_', " ")),
-        None => format!("{probe}: {} per second", group.replace('_', " ")),
+        Some(rest) => format!("{probe}: {} per soak interval", series_words(rest)),
+        None => format!("{probe}: {} per second", series_words(group)),
     }
+}
+
+/// A series key in words, without what the chart says already:
+/// `per_second_p99_ns` is `p99`, `guest_wait` is `guest wait`, the group
+/// `pct` is `share of time`.
+fn series_words(key: &str) -> String {
+    if key == "pct" {
+        return "share of time".into();
+    }
+    let key = key.strip_prefix("per_second_").unwrap_or(key);
+    let key = key
+        .strip_suffix("_ns")
+        .or_else(|| key.strip_suffix("_pct"))
+        .unwrap_or(key);
+    key.replace('_', " ")
 }
 
 /// Units are read from the key's suffix (`_ns`, `_pct`).

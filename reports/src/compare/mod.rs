@@ -3,6 +3,7 @@
 //! decides what is comparable; output/ renders a finished [`Comparison`].
 
 pub mod bootstrap;
+pub mod multi;
 pub mod output;
 pub mod pairing;
 pub mod regions;

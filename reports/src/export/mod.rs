@@ -1,9 +1,13 @@
 //! Export formats, one file each, behind one trait that turns a run into
 //! named byte buffers; the caller decides where and how they are written.
 
+mod answers;
 pub mod csv;
 pub mod html;
+pub mod junit;
+pub(crate) mod labels;
 mod rtt_tables;
+mod summary;
 
 use crate::bundle::RunRecord;
 use crate::error::ReportError;

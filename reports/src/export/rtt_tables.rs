@@ -32,7 +32,23 @@ fn loss_table(run: &RunRecord, h: &mut String) {
     if rows.is_empty() {
         return;
     }
-    h.push_str("<h3>UDP loss per path</h3>");
+    let lost: f64 = rows
+        .iter()
+        .filter_map(|(_, v)| v.get("lost").and_then(Value::as_f64))
+        .sum();
+    let sent: f64 = rows
+        .iter()
+        .filter_map(|(_, v)| v.get("sent").and_then(Value::as_f64))
+        .sum();
+    // The table is long on a fleet; its sum is what a reader needs first.
+    let _ = write!(
+        h,
+        "<h3>UDP loss</h3><details><summary>{} of {} UDP ping-pongs lost over {} paths: \
+         the table per path</summary>",
+        lost,
+        sent,
+        rows.len()
+    );
     table_start(
         h,
         &[
@@ -60,7 +76,7 @@ fn loss_table(run: &RunRecord, h: &mut String) {
             n("duplicates")
         );
     }
-    h.push_str("</table>");
+    h.push_str("</table></details>");
 }
 
 /// The region pairs on the serial basis (see [`SerialBasis::of`]), headed
@@ -80,7 +96,7 @@ fn region_table(run: &RunRecord, h: &mut String) {
     }
     let _ = write!(
         h,
-        "<h3>Round trip per region pair ({})</h3>",
+        "<h3 id=\"regions\">Round trip per region pair ({})</h3>",
         escape(&basis.source())
     );
     table_start(h, &["from", "to", "round trips", "p50", "p99"]);

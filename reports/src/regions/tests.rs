@@ -217,7 +217,7 @@ fn the_report_tables_region_pairs_on_the_basis_it_names() {
     let html = report_html(&two_regions("r", 25e6));
     assert!(
         html.contains(
-            "<h3>Round trip per region pair (merged histograms, native path, TCP request/response)</h3>"
+            "<h3 id=\"regions\">Round trip per region pair (merged histograms, native path, TCP request/response)</h3>"
         ),
         "{html}"
     );

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{latency_rows, region_rows, scalar_rows, CompareExporter};
 use super::{LATENCY_HEADER, REGION_HEADER, SCALAR_HEADER};
-use crate::charts::{cdf, draw, slug};
+use crate::charts::{cdf, draw, slug, Chart};
 use crate::compare::verdict::ChangeVerdict;
 use crate::compare::Comparison;
 use crate::error::ReportError;
@@ -30,22 +30,13 @@ impl CompareExporter for HtmlExporter {
                 &l.probe,
                 &[(&a_label, &l.hist_a), (&b_label, &l.hist_b)],
             );
-            let svg = draw::svg(&chart)?;
             let caption = format!(
                 "{} — {} (plots/{}.svg)",
                 escape(&title),
                 badge(l.verdict),
                 escape(&id)
             );
-            markup::figure(&mut figures, &id, &svg, &caption);
-            artifacts.push(Artifact {
-                relative_path: format!("plots/{id}.png"),
-                bytes: draw::png(&chart)?,
-            });
-            artifacts.push(Artifact {
-                relative_path: format!("plots/{id}.svg"),
-                bytes: svg.into_bytes(),
-            });
+            figure_with_plots(&mut figures, &mut artifacts, &id, &caption, &chart)?;
         }
         artifacts.push(Artifact {
             relative_path: "compare.html".into(),
@@ -55,7 +46,29 @@ impl CompareExporter for HtmlExporter {
     }
 }
 
-fn badge(v: ChangeVerdict) -> String {
+/// Draws `chart` inline into `figures` with its caption, and as
+/// plots/<id>.svg and .png beside the page.
+pub(crate) fn figure_with_plots(
+    figures: &mut String,
+    artifacts: &mut Vec<Artifact>,
+    id: &str,
+    caption_html: &str,
+    chart: &Chart,
+) -> Result<(), ReportError> {
+    let svg = draw::svg(chart)?;
+    markup::figure(figures, id, &svg, caption_html);
+    artifacts.push(Artifact {
+        relative_path: format!("plots/{id}.png"),
+        bytes: draw::png(chart)?,
+    });
+    artifacts.push(Artifact {
+        relative_path: format!("plots/{id}.svg"),
+        bytes: svg.into_bytes(),
+    });
+    Ok(())
+}
+
+pub(crate) fn badge(v: ChangeVerdict) -> String {
     let class = match v {
         ChangeVerdict::Regressed => "regressed",
         ChangeVerdict::Improved => "improved",

@@ -4,6 +4,7 @@
 
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 
 use super::{change_text, percent, Comparison};
