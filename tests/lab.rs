@@ -300,46 +300,11 @@ fn regions_read_back_their_delays() {
     }
 }
 
-#[test]
-fn run_works_on_the_plan_the_lab_writes() {
-    require_caps!(NetAdmin, SysAdmin);
+/// Ups a lab with agents, runs the plan it writes with the rtt count line
+/// replaced by `rtt` (and without mtu unless `mtu`), and returns run.json.
+fn run_lab_plan(nodes: usize, rtt: &str, mtu: bool) -> serde_json::Value {
     let base = tempfile::tempdir().unwrap();
-    let mut s = spec(base.path(), 2);
-    s.agents = true;
-    let lab = LabGuard(lab::up(&s).unwrap());
-    let plan = lab.state.plan.clone().expect("a plan with agents");
-    // A smaller rtt phase than the written plan's, same agents and paths.
-    let text = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace("count = 1000", "count = 200");
-    std::fs::write(&plan, text).unwrap();
-    let out = base.path().join("runs");
-    let run = common::run(&[
-        "run",
-        plan.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let bundle = common::only_bundle(&out);
-    let v = contract::assert_run_json(&bundle.join("run.json"));
-    let text = v.to_string();
-    for key in [
-        "node-1->node-2/overlay/udp",
-        "node-2->node-1/native/tcp_rr",
-        "node-1->node-2/overlay/tcp_connect",
-        "overlay_overhead_us",
-        "mtu.blackhole",
-    ] {
-        assert!(text.contains(key), "run.json lacks {key}");
-    }
-}
-
-#[test]
-fn peers_limits_each_node_to_its_rendezvous_choice() {
-    require_caps!(NetAdmin, SysAdmin);
-    let base = tempfile::tempdir().unwrap();
-    let mut s = spec(base.path(), 3);
+    let mut s = spec(base.path(), nodes);
     s.agents = true;
     let lab = LabGuard(lab::up(&s).unwrap());
     let plan = lab.state.plan.clone().expect("a plan with agents");
@@ -349,9 +314,10 @@ fn peers_limits_each_node_to_its_rendezvous_choice() {
         .find(|l| l.starts_with("count = "))
         .expect("the lab's plan sets an rtt count")
         .to_string();
-    let text = written
-        .replace(&count_line, "count = 50\npeers = 1\nkinds = [\"udp\"]")
-        .replace("\n[probes.mtu]\n", "\n");
+    let mut text = written.replace(&count_line, rtt);
+    if !mtu {
+        text = text.replace("\n[probes.mtu]\n", "\n");
+    }
     std::fs::write(&plan, text).unwrap();
     let out = base.path().join("runs");
     let run = common::run(&[
@@ -361,7 +327,30 @@ fn peers_limits_each_node_to_its_rendezvous_choice() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let v = contract::assert_run_json(&common::only_bundle(&out).join("run.json"));
+    contract::assert_run_json(&common::only_bundle(&out).join("run.json"))
+}
+
+#[test]
+fn run_works_on_the_plan_the_lab_writes() {
+    require_caps!(NetAdmin, SysAdmin);
+    // A smaller rtt phase than the written plan's, same agents and paths.
+    let text = run_lab_plan(2, "count = 200", true).to_string();
+    for key in [
+        "node-1->node-2/overlay/udp",
+        "node-2->node-1/native/tcp_rr",
+        "node-1->node-2/overlay/tcp_connect",
+        "overlay_overhead_us",
+        "overlay_overhead_matched",
+        "mtu.blackhole",
+    ] {
+        assert!(text.contains(key), "run.json lacks {key}");
+    }
+}
+
+#[test]
+fn peers_limits_each_node_to_its_rendezvous_choice() {
+    require_caps!(NetAdmin, SysAdmin);
+    let v = run_lab_plan(3, "count = 50\npeers = 1\nkinds = [\"udp\"]", false);
     for node in v["nodes"].as_array().unwrap() {
         let name = node["name"].as_str().unwrap();
         let rtt = node["results"]
