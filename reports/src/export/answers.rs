@@ -210,6 +210,81 @@ fn warn_or_limit(run: &RunRecord, v: &Verdict) -> String {
 }
 
 fn overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
+    matched_overlay(run, chart.clone()).or_else(|| unmatched_overlay(run, chart))
+}
+
+/// From `overlay_overhead_matched` (runs since the rtt probe interleaves
+/// its paths): the middle pair's matched difference with its interval, UDP
+/// where measured, else TCP request/response.
+fn matched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
+    // (diff µs, ci low, ci high, pct, measurable, kind)
+    let mut pairs: Vec<(f64, f64, f64, f64, bool, &str)> = Vec::new();
+    for (_, r) in results_of(run, infraqual_probes::rtt::NAME) {
+        let Some(Value::Object(map)) = r.facts.get("overlay_overhead_matched") else {
+            continue;
+        };
+        for kinds in map.values() {
+            let Some((kind, o)) = ["udp", "tcp_rr"]
+                .iter()
+                .find_map(|k| kinds.get(*k).map(|o| (*k, o)))
+            else {
+                continue;
+            };
+            let num = |key: &str| o.get(key).and_then(Value::as_f64);
+            let ci = |i: usize| {
+                o.get("ci95_us")
+                    .and_then(|c| c.get(i))
+                    .and_then(Value::as_f64)
+            };
+            let (Some(diff), Some(lo), Some(hi), Some(pct)) =
+                (num("diff_us"), ci(0), ci(1), num("pct"))
+            else {
+                continue;
+            };
+            let measurable = o
+                .get("measurable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            pairs.push((diff, lo, hi, pct, measurable, kind));
+        }
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    // The median pair: one pair's figure is as noisy as one sample of the
+    // WAN's jitter, the middle of them is the overlay's cost.
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (diff, lo, hi, pct, measurable, kind) = pairs[pairs.len() / 2];
+    let us = |x: f64| format::duration_ns(x.abs() * 1000.0);
+    let signed = |x: f64| format!("{}{}", if x < 0.0 { "−" } else { "+" }, us(x));
+    let interval = format!("95 % interval {} to {}", signed(lo), signed(hi));
+    let cost = if !measurable {
+        format!("Nothing measurable ({interval})")
+    } else if diff > 0.0 {
+        format!("{} per round trip, {pct:+.0} % ({interval})", us(diff))
+    } else {
+        format!("The overlay measured {} faster than native ({interval}): check that the native path is the plain underlay", us(diff))
+    };
+    let kind = if kind == "tcp_rr" {
+        "TCP request/response"
+    } else {
+        "UDP ping-pong"
+    };
+    let text = format!(
+        "{cost}: {kind}, overlay minus native measured in alternating rounds so both paths saw the same load, the middle of {} node pair{}.",
+        pairs.len(),
+        if pairs.len() == 1 { "" } else { "s" }
+    );
+    Some(Answer {
+        question: QUESTIONS[2].1,
+        text,
+        status: None,
+        section: "probe-rtt".into(),
+        chart,
+    })
+}
+
+fn unmatched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     // pair -> (p50 µs, p99 µs, kind)
     let mut pairs: Vec<(String, f64, f64, String)> = Vec::new();
     for (_, r) in results_of(run, infraqual_probes::rtt::NAME) {
@@ -436,6 +511,38 @@ mod tests {
                 .starts_with("40.0 µs per round trip at the median (p99: 80.0 µs)"),
             "{}",
             a.text
+        );
+    }
+
+    #[test]
+    fn the_matched_overlay_cost_comes_with_its_interval() {
+        let mut r = ProbeResult::new(infraqual_probes::rtt::NAME, "a");
+        let entry = |diff: f64, lo: f64, hi: f64, measurable: bool| {
+            json!({"udp": {"blocks": 40, "diff_us": diff, "ci95_us": [lo, hi], "pct": 20.0,
+                           "measurable": measurable, "summary": ""}})
+        };
+        r.facts.insert(
+            "overlay_overhead_matched".into(),
+            json!({"a->b": entry(4.1, 3.2, 5.0, true), "a->c": entry(9.0, 8.0, 10.0, true),
+                   "a->d": entry(1.0, -1.0, 2.0, false)}),
+        );
+        let list = answers(&run("r", vec![node("a", &[], vec![r.clone()])]), &[]);
+        assert!(
+            list[0]
+                .text
+                .starts_with("4.10 µs per round trip, +20 % (95 % interval +3.20 µs to +5.00 µs)"),
+            "{}",
+            list[0].text
+        );
+        r.facts.insert(
+            "overlay_overhead_matched".into(),
+            json!({"a->d": entry(1.0, -1.0, 2.0, false)}),
+        );
+        let list = answers(&run("r", vec![node("a", &[], vec![r])]), &[]);
+        assert!(
+            list[0].text.starts_with("Nothing measurable"),
+            "{}",
+            list[0].text
         );
     }
 
