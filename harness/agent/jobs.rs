@@ -11,7 +11,7 @@ use infraqual_probes::system::dirfd::{ConfineError, DirHandle};
 use infraqual_probes::system::netns;
 use infraqual_probes::{registry, CancelToken, ProbeContext, ProbeName, ProbeResult, Profile};
 
-use super::targets::{job_target_addresses, TargetPolicy};
+use super::targets::{check_traffic_limits, job_target_addresses, TargetPolicy};
 use crate::api::{JobRequest, JobState, JobStatus};
 
 use super::totals::Totals;
@@ -135,6 +135,7 @@ impl Jobs {
             }
         };
         if probe.pairwise {
+            check_traffic_limits(&req.params).map_err(StartError::Forbidden)?;
             let addresses = job_target_addresses(&req.params).map_err(StartError::BadRequest)?;
             if let Some(refused) = addresses.iter().find(|a| !self.targets.allows(**a)) {
                 return Err(StartError::Forbidden(format!(

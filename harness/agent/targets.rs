@@ -136,9 +136,50 @@ pub fn job_target_addresses(params: &serde_json::Value) -> Result<Vec<IpAddr>, S
         .collect()
 }
 
+/// Targets one pairwise job may name: an all-pairs plan of a 256-node fleet.
+pub const MAX_TARGETS_PER_JOB: usize = 512;
+/// Exchanges per target, path and kind one job may ask for: a hundred times
+/// the default, so a stolen token cannot turn an agent into a long-running
+/// connect flooder.
+pub const MAX_EXCHANGES_PER_TARGET: u64 = 100_000;
+
+/// The agent's own caps on what a pairwise job sends, beyond the probe's
+/// validation (which allows what a person running the probe by hand may).
+pub fn check_traffic_limits(params: &serde_json::Value) -> Result<(), String> {
+    let targets = params
+        .get("targets")
+        .and_then(|t| t.as_array())
+        .map_or(0, Vec::len);
+    if targets > MAX_TARGETS_PER_JOB {
+        return Err(format!(
+            "{targets} targets: this agent runs at most {MAX_TARGETS_PER_JOB} per job"
+        ));
+    }
+    let count = params.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
+    if count > MAX_EXCHANGES_PER_TARGET {
+        return Err(format!(
+            "count {count}: this agent runs at most {MAX_EXCHANGES_PER_TARGET} exchanges per target, path and kind in one job"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_limits_cap_targets_and_exchanges() {
+        let target = serde_json::json!({"node": "b", "address": "198.19.1.1", "port": 7071});
+        let ok = serde_json::json!({"targets": [target], "count": 1000});
+        assert!(check_traffic_limits(&ok).is_ok());
+        let many = serde_json::json!({"targets": vec![target; MAX_TARGETS_PER_JOB + 1]});
+        assert!(check_traffic_limits(&many).unwrap_err().contains("targets"));
+        let long = serde_json::json!({"targets": [], "count": MAX_EXCHANGES_PER_TARGET + 1});
+        assert!(check_traffic_limits(&long)
+            .unwrap_err()
+            .contains("exchanges per target"));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
