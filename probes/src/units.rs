@@ -82,10 +82,20 @@ impl FromStr for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        // Binary units first; decimal ones for sizes written that way
+        // (etcd's 64,000,000-byte segment is 64MB, not 62500KiB).
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20)] {
             if b >= size && b % size == 0 {
                 return write!(f, "{}{unit}", b / size);
             }
+        }
+        for (unit, size) in [("GB", 1_000_000_000u64), ("MB", 1_000_000)] {
+            if b >= size && b % size == 0 {
+                return write!(f, "{}{unit}", b / size);
+            }
+        }
+        if b >= 1 << 10 && b % (1 << 10) == 0 {
+            return write!(f, "{}KiB", b >> 10);
         }
         write!(f, "{b}")
     }
@@ -143,7 +153,7 @@ mod tests {
 
     #[test]
     fn sizes_display_round_trip() {
-        for s in ["22MiB", "2300", "4KiB", "1GiB"] {
+        for s in ["22MiB", "2300", "4KiB", "1GiB", "64MB", "3GB"] {
             assert_eq!(s.parse::<ByteSize>().unwrap().to_string(), s);
         }
     }
