@@ -265,23 +265,36 @@ fn matched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     } else {
         format!("The overlay measured {} faster than native ({interval}): check that the native path is the plain underlay", us(diff))
     };
-    let kind = if kind == "tcp_rr" {
-        "TCP request/response"
-    } else {
-        "UDP ping-pong"
-    };
-    let text = format!(
-        "{cost}: {kind}, overlay minus native measured in alternating rounds so both paths saw the same load, the middle of {} node pair{}.",
+    Some(overlay_answer(
+        format!(
+            "{cost}: {}, overlay minus native measured in alternating rounds so both paths saw the same load",
+            kind_words(kind)
+        ),
         pairs.len(),
-        if pairs.len() == 1 { "" } else { "s" }
-    );
-    Some(Answer {
+        chart,
+    ))
+}
+
+/// "… , the middle of N node pairs." as the rtt section's answer.
+fn overlay_answer(lead: String, pairs: usize, chart: Option<String>) -> Answer {
+    Answer {
         question: QUESTIONS[2].1,
-        text,
+        text: format!(
+            "{lead}, the middle of {pairs} node pair{}.",
+            if pairs == 1 { "" } else { "s" }
+        ),
         status: None,
         section: "probe-rtt".into(),
         chart,
-    })
+    }
+}
+
+fn kind_words(kind: &str) -> &'static str {
+    if kind == "tcp_rr" {
+        "TCP request/response"
+    } else {
+        "UDP ping-pong"
+    }
 }
 
 fn unmatched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
@@ -313,10 +326,7 @@ fn unmatched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     };
     let p50 = middle(pairs.iter().map(|p| p.1).collect());
     let p99 = middle(pairs.iter().map(|p| p.2).collect());
-    let kind = match pairs[0].3.as_str() {
-        "tcp_rr" => "TCP request/response",
-        _ => "UDP ping-pong",
-    };
+    let kind = kind_words(&pairs[0].3);
     let us = |x: f64| format::duration_ns(x * 1000.0);
     let cost = if p50 <= 0.0 {
         "Nothing measurable".to_string()
@@ -328,18 +338,13 @@ fn unmatched_overlay(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     } else {
         us(p99)
     };
-    let text = format!(
-        "{cost} at the median (p99: {tail}): {kind} over the overlay minus the native path, the middle of {} node pair{}.",
+    Some(overlay_answer(
+        format!(
+            "{cost} at the median (p99: {tail}): {kind} over the overlay minus the native path"
+        ),
         pairs.len(),
-        if pairs.len() == 1 { "" } else { "s" }
-    );
-    Some(Answer {
-        question: QUESTIONS[2].1,
-        text,
-        status: None,
-        section: "probe-rtt".into(),
         chart,
-    })
+    ))
 }
 
 fn services(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
