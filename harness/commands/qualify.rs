@@ -12,6 +12,7 @@ use infraqual_reports::bundle::{BundleWriter, RunVerdict};
 use infraqual_reports::render;
 use serde_json::{json, Value};
 
+use crate::commands::local_run::LocalRunArgs;
 use crate::exit::Outcome;
 use crate::probe_args::load_profile;
 use crate::progress::StepProgress;
@@ -28,15 +29,8 @@ pub struct QualifyArgs {
     /// Comma-separated probes to run (default: all available).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_probe)]
     pub probes: Option<Vec<ProbeName>>,
-    /// Where run bundles go.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
-    pub out: PathBuf,
-    /// Threshold profile: a built-in name (etcd) or a TOML file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "etcd")]
-    pub profile: String,
-    /// Node name recorded in the results.
-    #[arg(long, default_value = "local")]
-    pub node: String,
+    #[command(flatten)]
+    pub run: LocalRunArgs,
     /// After the run, save its run.json and plan.toml as baseline NAME
     /// (<out>/baselines/NAME/) for `infraqual compare --baseline NAME RUN`.
     #[arg(long, value_name = "NAME")]
@@ -128,7 +122,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
         // A bad name fails before anything is measured.
         infraqual_reports::baseline::validate_name(name)?;
     }
-    let profile = load_profile(&args.profile)?;
+    let profile = load_profile(&args.run.profile)?;
     let probes: Vec<ProbeName> = match &args.probes {
         Some(list) if list.is_empty() => anyhow::bail!("--probes: empty list"),
         Some(list) => registry::names_in_order()
@@ -164,17 +158,17 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
 
     let plan = plan_of(args, &profile.name, &steps);
     let plan_toml = toml::to_string_pretty(&plan).context("writing the plan as TOML")?;
-    let mut bundle = BundleWriter::create(&args.out, &plan_toml, plan, profile.clone())
-        .with_context(|| format!("--out {}", args.out.display()))?;
-    bundle.add_node(&args.node, Default::default());
+    let mut bundle = BundleWriter::create(&args.run.out, &plan_toml, plan, profile.clone())
+        .with_context(|| format!("--out {}", args.run.out.display()))?;
+    bundle.add_node(&args.run.node, Default::default());
 
-    let mut ctx = ProbeContext::new(&args.node, profile);
+    let mut ctx = ProbeContext::new(&args.run.node, profile);
     ctx.cancel = signals::cancel_on_signals();
     let progress = StepProgress::start(steps.len());
     for (probe, step) in &steps {
         if ctx.cancel.is_cancelled() {
             bundle.add_error(
-                &args.node,
+                &args.run.node,
                 Some(probe.as_str()),
                 "cancelled before it started",
             )?;
@@ -183,15 +177,17 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
         progress.step(format!("{probe}"));
         match step {
             Step::Skip(reason) => {
-                let mut skipped = ProbeResult::new(*probe, &args.node);
+                let mut skipped = ProbeResult::new(*probe, &args.run.node);
                 skipped
                     .verdicts
                     .push(Verdict::skip(&format!("{probe}.run"), "", reason.clone()));
-                bundle.add_result(&args.node, skipped)?;
+                bundle.add_result(&args.run.node, skipped)?;
             }
             Step::Run(params) => match registry::run(*probe, params, &ctx) {
-                Ok(result) => bundle.add_result(&args.node, result)?,
-                Err(err) => bundle.add_error(&args.node, Some(probe.as_str()), &err.to_string())?,
+                Ok(result) => bundle.add_result(&args.run.node, result)?,
+                Err(err) => {
+                    bundle.add_error(&args.run.node, Some(probe.as_str()), &err.to_string())?
+                }
             },
         }
         progress.done_one();
@@ -206,7 +202,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
     println!("report: {}", dir.join("report.html").display());
     super::junit::write_run(args.junit.as_deref(), &record)?;
     if let Some(name) = &args.save_baseline {
-        let saved = infraqual_reports::baseline::save(&args.out, name, &dir)?;
+        let saved = infraqual_reports::baseline::save(&args.run.out, name, &dir)?;
         println!("baseline {name}: {}", saved.display());
     }
     Ok(Outcome::from_verdict(record.verdict))
@@ -220,9 +216,9 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
         }
     }
     json!({
-        "name": format!("qualify-{}", args.node),
+        "name": format!("qualify-{}", args.run.node),
         "profile": profile,
-        "out": args.out.display().to_string(),
+        "out": args.run.out.display().to_string(),
         "quick": args.quick,
         "probes": probes,
     })

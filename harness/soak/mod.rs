@@ -22,6 +22,7 @@ use infraqual_reports::bundle::BundleWriter;
 use infraqual_reports::render;
 use serde_json::{json, Value};
 
+use crate::commands::local_run::LocalRunArgs;
 use crate::exit::Outcome;
 use crate::probe_args::load_profile;
 use crate::signals;
@@ -58,15 +59,8 @@ pub struct SoakArgs {
     /// The interval log; an existing one is continued, not overwritten.
     #[arg(long, value_name = "FILE", default_value = "soak.hlog")]
     pub log: PathBuf,
-    /// Where the run bundle goes at the end.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
-    pub out: PathBuf,
-    /// Threshold profile: a built-in name (etcd) or a TOML file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "etcd")]
-    pub profile: String,
-    /// Node name recorded in the results.
-    #[arg(long, default_value = "local")]
-    pub node: String,
+    #[command(flatten)]
+    pub run: LocalRunArgs,
 }
 
 #[derive(Clone, Debug)]
@@ -156,10 +150,10 @@ pub fn run(args: &SoakArgs) -> Result<Outcome> {
     if let Some(dir) = &args.dir {
         sweep_dead_fsync_dirs(dir);
     }
-    let profile = load_profile(&args.profile)?;
+    let profile = load_profile(&args.run.profile)?;
     let steps = steps(args, &schedule);
     let (mut log, before) = HlogWriter::open(&args.log, SystemTime::now())?;
-    let mut ctx = ProbeContext::new(&args.node, profile.clone());
+    let mut ctx = ProbeContext::new(&args.run.node, profile.clone());
     ctx.cancel = signals::cancel_on_signals();
 
     let owed = schedule
@@ -213,7 +207,7 @@ pub fn run(args: &SoakArgs) -> Result<Outcome> {
 
     let contents = hlog::read(&args.log)?;
     let plan = json!({
-        "name": format!("soak-{}", args.node),
+        "name": format!("soak-{}", args.run.node),
         "profile": profile.name,
         "soak": {
             "for": args.for_.to_string(),
@@ -223,11 +217,11 @@ pub fn run(args: &SoakArgs) -> Result<Outcome> {
         "probes": steps.iter().map(|(p, v)| (p.to_string(), v.clone())).collect::<serde_json::Map<_, _>>(),
     });
     let plan_toml = toml::to_string_pretty(&plan).context("writing the plan as TOML")?;
-    let mut bundle = BundleWriter::create(&args.out, &plan_toml, plan, profile.clone())
-        .with_context(|| format!("--out {}", args.out.display()))?;
-    bundle.add_node(&args.node, Default::default());
-    for result in windows::results(&contents, &args.node, &profile, schedule.every)? {
-        bundle.add_result(&args.node, result)?;
+    let mut bundle = BundleWriter::create(&args.run.out, &plan_toml, plan, profile.clone())
+        .with_context(|| format!("--out {}", args.run.out.display()))?;
+    bundle.add_node(&args.run.node, Default::default());
+    for result in windows::results(&contents, &args.run.node, &profile, schedule.every)? {
+        bundle.add_result(&args.run.node, result)?;
     }
     let record = bundle.finish()?;
     let dir = bundle.dir().to_path_buf();
