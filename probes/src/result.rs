@@ -36,6 +36,28 @@ pub struct ProbeResult {
     pub verdicts: Vec<Verdict>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Each complete run of the probe when it ran more than once
+    /// (`--rounds N`, N >= 2), in the order they ran; empty for one round.
+    /// The fields above then describe all rounds together: metrics are the
+    /// rounds' histograms merged, facts and verdicts judged from the merge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundResult>,
+}
+
+/// One round of a probe that ran several times: what that run alone
+/// measured, so `compare` can see the variation from run to run and the
+/// report can show each round beside the merged distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundResult {
+    /// 1-based, in the order the rounds ran.
+    pub round: u32,
+    /// RFC 3339, UTC, seconds.
+    pub started_at: String,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub facts: Map<String, Value>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, MetricSummary>,
 }
 
 impl ProbeResult {
@@ -54,6 +76,7 @@ impl ProbeResult {
             series: BTreeMap::new(),
             verdicts: Vec::new(),
             warnings: Vec::new(),
+            rounds: Vec::new(),
         }
     }
 
