@@ -137,6 +137,7 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         ));
     }
     let outcome = sweep::run(&backends, &params, ctx, &mut result)?;
+    skipped.extend(outcome.unusable.clone());
 
     result.fact("programming_ms", outcome.programming_ms);
     result.fact("update_ms", outcome.update_ms);
@@ -154,7 +155,7 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
          198.18.128.0/17; endpoints are addresses in a second namespace behind a veth; each sample \
          is a new TCP connect (new conntrack entry, full NAT rule walk), timed around connect(2)",
     );
-    if backends.is_empty() {
+    if backends.len() == outcome.unusable.len() {
         result.warn("no proxy mode could run here; see facts.skipped");
     }
     result.finish(started);

@@ -54,6 +54,20 @@ pub struct Backend {
     pub version: String,
 }
 
+#[cfg(test)]
+impl Backend {
+    /// A backend over given tools, for tests of how the sweep treats a
+    /// tool that is installed but refuses to work.
+    pub(super) fn with_tools(mode: Mode, restore: PathBuf, save: PathBuf) -> Self {
+        Backend {
+            mode,
+            restore,
+            save,
+            version: String::new(),
+        }
+    }
+}
+
 /// kube-proxy's nftables mode needs nft >= 1.0.0 and kernel >= 5.13
 /// (KEP-3866 / kube-proxy's supported.go).
 const NFT_MIN_KERNEL: (u32, u32) = (5, 13);

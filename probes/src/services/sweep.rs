@@ -23,6 +23,10 @@ pub struct Outcome {
     pub rules: Map<String, serde_json::Value>,
     pub rules_expected: Map<String, serde_json::Value>,
     pub medians: Medians,
+    /// Modes whose tools are installed but refused to program the sandbox
+    /// (iptables-legacy in a container without the legacy tables, say),
+    /// with the tool's reason: skipped like a missing tool, not fatal.
+    pub unusable: Map<String, serde_json::Value>,
 }
 
 pub fn expected_rules(mode: Mode, services: usize, endpoints: usize) -> usize {
@@ -44,12 +48,28 @@ pub fn run(
         // A fresh pair of namespaces per mode: iptables-nft and nftables
         // leave empty base chains behind that would tax the next mode.
         let sandbox = Sandbox::create(params.endpoints)?;
+        if let Err(reason) = usable_here(backend, &sandbox, params.endpoints) {
+            outcome
+                .unusable
+                .insert(backend.mode.to_string(), json!(reason));
+            continue;
+        }
         for &count in &params.counts {
             ctx.cancel.check(NAME)?;
             measure_count(backend, &sandbox, count, params, ctx, result, &mut outcome)?;
         }
     }
     Ok(outcome)
+}
+
+/// Programs and clears one service: a mode whose tool is installed can
+/// still be refused by this kernel or container, and that is a skip with
+/// the tool's own words, while a failure later in the sweep stays an error.
+fn usable_here(backend: &Backend, sandbox: &Sandbox, endpoints: usize) -> Result<(), String> {
+    backend
+        .program_full(&sandbox.node, 1, endpoints)
+        .and_then(|_| backend.clear(&sandbox.node))
+        .map_err(|err| format!("installed, but refused to program a namespace here: {err}"))
 }
 
 fn measure_count(

@@ -212,6 +212,41 @@ fn a_run_leaves_the_host_ruleset_and_namespaces_as_they_were() {
     assert!(result.warnings.is_empty(), "{:?}", result.warnings);
 }
 
+/// iptables-legacy in a container without the legacy tables: the tool is
+/// installed but every restore fails. That mode is skipped with the tool's
+/// reason and the others still run.
+#[test]
+fn an_installed_mode_that_refuses_to_program_is_skipped_and_the_rest_run() {
+    crate::require_caps!(NetAdmin, SysAdmin);
+    let _guard = serial();
+    let refusing = Backend::with_tools(
+        Mode::IptablesLegacy,
+        "/bin/false".into(),
+        "/bin/false".into(),
+    );
+    let working: Vec<Backend> = usable_backends()
+        .into_iter()
+        .filter(|b| b.mode == Mode::Nftables)
+        .collect();
+    assert_eq!(working.len(), 1, "nft is installed here");
+    let params = Params {
+        counts: vec![10],
+        samples: 10,
+        warmup: 1,
+        endpoints: 1,
+        ..Params::default()
+    };
+    let mut result = ProbeResult::new(NAME, "local");
+    let backends = [refusing, working[0].clone()];
+    let outcome = sweep::run(&backends, &params, &ProbeContext::local(), &mut result)
+        .expect("a refusing mode is a skip, not an error");
+    let reason = outcome.unusable["iptables-legacy"].as_str().unwrap();
+    assert!(reason.contains("refused to program"), "{reason}");
+    assert!(!outcome.unusable.contains_key("nftables"));
+    assert_eq!(result.metrics["nftables/10/front"].count, 10);
+    assert_eq!(names_with_prefix(&process_prefix()), Vec::<String>::new());
+}
+
 #[test]
 fn a_cancelled_run_stops_mid_sampling_and_cleans_up() {
     crate::require_caps!(NetAdmin, SysAdmin);
