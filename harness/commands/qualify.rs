@@ -20,6 +20,7 @@ use crate::probe_args::load_profile;
 use crate::progress::StepProgress;
 use crate::rounds::{parse_rounds_flag, step_label, RoundsOf};
 use crate::{signals, table};
+use infraqual_probes::rounds::partial_warning;
 
 #[derive(Args, Debug)]
 pub struct QualifyArgs {
@@ -248,16 +249,17 @@ fn run_rounds(
         }
     }
     progress.finish();
+    // Cancelled: the rounds that completed are kept, and the run says it
+    // was cut short.
     for state in rounds.iter_mut().flatten() {
-        if state.completed() == 0 {
-            bundle.add_error(
-                node,
-                Some(state.probe.as_str()),
-                "cancelled before it started",
-            )?;
+        let ran = state.completed();
+        let message = if ran == 0 {
+            "cancelled before it started".to_string()
         } else {
             write_merged(bundle, node, state, &ctx.profile, Some("cancelled"))?;
-        }
+            partial_warning(ran, args.rounds, "cancelled")
+        };
+        bundle.add_error(node, Some(state.probe.as_str()), &message)?;
     }
     Ok(())
 }
