@@ -101,6 +101,18 @@ fn qualify_with_three_rounds_interleaves_probes_and_merges_their_histograms() {
     }
     let plan = std::fs::read_to_string(bundle.join("plan.toml")).unwrap();
     assert!(plan.contains("rounds = 3"), "{plan}");
+
+    // The report: each round's p50/p99 beside the merged distribution, a
+    // table of them, and their CSV rows beside the unchanged per-probe CSV.
+    let svg = std::fs::read_to_string(bundle.join("plots/fsync-fdatasync.svg")).unwrap();
+    assert!(svg.contains("p50, p99 of each of 3 rounds"), "round points drawn");
+    let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();
+    assert!(html.contains("p99 by round"), "the per-round table");
+    let csv = std::fs::read_to_string(bundle.join("csv/fsync-rounds.csv")).unwrap();
+    let metrics = fsync["metrics"].as_object().unwrap().len();
+    assert_eq!(csv.lines().count(), 1 + 3 * metrics, "{csv}");
+    let merged_csv = std::fs::read_to_string(bundle.join("csv/fsync.csv")).unwrap();
+    assert!(merged_csv.starts_with("node,metric,unit,count,"), "{merged_csv}");
 }
 
 #[test]
