@@ -5,7 +5,7 @@
 mod common;
 mod contract;
 
-use common::{assert_one_line_error, qualify_fsync_bundle, run};
+use common::{assert_one_line_error, probe_result, qualify_fsync_bundle, run};
 use infraqual_probes::LatencyHistogram;
 use serde_json::Value;
 
@@ -43,16 +43,7 @@ fn assert_merged_from_rounds(result: &Value, rounds: usize) {
     }
 }
 
-/// The rounds' start times of `probe` in a run.json's only node.
-fn result_of<'a>(run_json: &'a Value, probe: &str) -> &'a Value {
-    run_json["nodes"][0]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["probe"] == probe)
-        .unwrap_or_else(|| panic!("a {probe} result"))
-}
-
+/// The start time of round `round` (0-based) of a result.
 fn round_start(result: &Value, round: usize) -> &str {
     result["rounds"][round]["started_at"].as_str().unwrap()
 }
@@ -64,7 +55,7 @@ fn qualify_with_three_rounds_interleaves_probes_and_merges_their_histograms() {
     std::fs::create_dir(&disk).unwrap();
     let bundle = qualify_fsync_bundle(&disk, &out, &["--rounds", "3", "--probes", "steal,fsync"]);
     let run_json = contract::assert_run_json(&bundle.join("run.json"));
-    let fsync = result_of(&run_json, "fsync");
+    let fsync = probe_result(&run_json["nodes"][0], "fsync");
     assert_merged_from_rounds(fsync, 3);
     let syncs: u64 = fsync["rounds"]
         .as_array()
@@ -84,7 +75,7 @@ fn qualify_with_three_rounds_interleaves_probes_and_merges_their_histograms() {
 
     // Round r of every probe before round r+1 of any (steal's quick round
     // lasts 5 s, so the seconds of the start times tell the order).
-    let steal = result_of(&run_json, "steal");
+    let steal = probe_result(&run_json["nodes"][0], "steal");
     assert_merged_from_rounds(steal, 3);
     for r in 0..3 {
         assert!(round_start(steal, r) <= round_start(fsync, r), "round {r}");
@@ -105,14 +96,20 @@ fn qualify_with_three_rounds_interleaves_probes_and_merges_their_histograms() {
     // The report: each round's p50/p99 beside the merged distribution, a
     // table of them, and their CSV rows beside the unchanged per-probe CSV.
     let svg = std::fs::read_to_string(bundle.join("plots/fsync-fdatasync.svg")).unwrap();
-    assert!(svg.contains("p50, p99 of each of 3 rounds"), "round points drawn");
+    assert!(
+        svg.contains("p50, p99 of each of 3 rounds"),
+        "round points drawn"
+    );
     let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();
     assert!(html.contains("p99 by round"), "the per-round table");
     let csv = std::fs::read_to_string(bundle.join("csv/fsync-rounds.csv")).unwrap();
     let metrics = fsync["metrics"].as_object().unwrap().len();
     assert_eq!(csv.lines().count(), 1 + 3 * metrics, "{csv}");
     let merged_csv = std::fs::read_to_string(bundle.join("csv/fsync.csv")).unwrap();
-    assert!(merged_csv.starts_with("node,metric,unit,count,"), "{merged_csv}");
+    assert!(
+        merged_csv.starts_with("node,metric,unit,count,"),
+        "{merged_csv}"
+    );
 }
 
 #[test]

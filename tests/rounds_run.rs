@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agents::{http, node, run_json, Agent};
-use common::run_in;
+use common::{probe_result as result, run_in};
 use serde_json::Value;
 
 /// plan.toml for `agents` (name, agent), loopback as their native path.
@@ -30,15 +30,6 @@ fn write_plan(dir: &Path, agents: &[(&str, &Agent)], top: &str, probes: &str) ->
     let path = dir.join("plan.toml");
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn result<'a>(node: &'a Value, probe: &str) -> &'a Value {
-    node["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["probe"] == probe)
-        .unwrap_or_else(|| panic!("a {probe} result in {node}"))
 }
 
 fn starts(result: &Value) -> Vec<&str> {

@@ -290,14 +290,17 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
             probes.insert(probe.to_string(), without_nulls(params));
         }
     }
-    json!({
+    let mut plan = json!({
         "name": format!("qualify-{}", args.run.node),
         "profile": profile,
         "out": args.run.out.display().to_string(),
         "quick": args.quick,
-        "rounds": args.rounds,
         "probes": probes,
-    })
+    });
+    if let (true, Some(map)) = (args.rounds > 1, plan.as_object_mut()) {
+        map.insert("rounds".into(), args.rounds.into());
+    }
+    plan
 }
 
 /// TOML has no null: an absent optional parameter is left out of the plan,
