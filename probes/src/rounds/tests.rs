@@ -196,8 +196,13 @@ fn steal_rounds_weight_shares_by_seconds_and_judge_the_merged_share() {
     let round = |steal: f64, seconds: f64| {
         let mut r = ProbeResult::new(crate::steal::NAME, "n1");
         r.metric("hiccup", &hist([50_000, 60_000]), "ns").unwrap();
+        let guest = steal * 4.0;
+        r.warn(format!(
+            "other tasks in this machine took {guest} % of the measured CPUs"
+        ));
         r.facts = facts(json!({
             "steal_pct": steal, "lost_pct": steal, "unexplained_pct": 0.0,
+            "guest_wait_pct": guest, "throttled_pct": 0.0,
             "preemptions": 3, "hiccups": 2, "measured_seconds": seconds,
             "steal_counter": "present",
             "per_cpu": {"cpu0": cpu(steal, 2)},
@@ -221,6 +226,13 @@ fn steal_rounds_weight_shares_by_seconds_and_judge_the_merged_share() {
     assert_eq!(merged.verdicts.len(), 1);
     assert_eq!(merged.verdicts[0].observed, Some(3.8));
     assert_eq!(merged.verdicts[0].status, Status::Pass);
+    // The rounds' own warnings give way to what the merged shares say.
+    assert_eq!(merged.warnings.len(), 1, "{:?}", merged.warnings);
+    assert!(
+        merged.warnings[0].starts_with("other tasks in this machine took 15.2 %"),
+        "{:?}",
+        merged.warnings
+    );
 }
 
 #[test]

@@ -88,7 +88,7 @@ impl StealCounter {
         matches!(self, StealCounter::Present | StealCounter::BareMetal)
     }
 
-    fn warning(&self) -> Option<String> {
+    pub(super) fn warning(&self) -> Option<String> {
         match self {
             StealCounter::Container(rt) => Some(format!(
                 "running in a container ({rt}): /proc/stat steal is the host kernel's counter, \
@@ -237,7 +237,7 @@ fn add_series(result: &mut ProbeResult, plan: &Plan, m: &Measurement, with_throt
 
 /// Says what the signals together mean when they disagree or when the
 /// machine itself, not the host, is taking the time.
-fn cross_check(result: &mut ProbeResult, all: &Shares, limit_cpus: Option<f64>) {
+pub(super) fn cross_check(result: &mut ProbeResult, all: &Shares, limit_cpus: Option<f64>) {
     let guest = all.guest_wait_pct.unwrap_or(0.0);
     let throttled = all.throttled_pct.unwrap_or(0.0);
     if all.guest_wait_pct.is_none() {

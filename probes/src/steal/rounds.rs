@@ -4,7 +4,8 @@
 //! add up; the hiccup percentiles are read from the merged hiccup
 //! histogram; per CPU, shares are weighted the same way, counts summed, and
 //! the per-CPU hiccup p99.9 and maximum are the worst round's (only the
-//! all-CPU histogram is recorded).
+//! all-CPU histogram is recorded). The warnings are derived again from the
+//! merged shares.
 
 use serde_json::{Map, Value};
 
@@ -13,7 +14,8 @@ use crate::profile::Profile;
 use crate::result::ProbeResult;
 use crate::rounds::{merge_common, sum_fact, weighted_mean_fact};
 
-use super::report::{judge, round, StealCounter};
+use super::attribution::Shares;
+use super::report::{cross_check, judge, round, StealCounter};
 
 const SHARES: &[&str] = &[
     "steal_pct",
@@ -43,8 +45,6 @@ pub fn merge(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult,
     }
     merged.facts.extend(derived);
 
-    let share = |key: &str| merged.facts.get(key).and_then(Value::as_f64).unwrap_or(0.0);
-    let (steal, unexplained) = (share("steal_pct"), share("unexplained_pct"));
     let counter = StealCounter::from_label(
         merged
             .facts
@@ -52,8 +52,37 @@ pub fn merge(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult,
             .and_then(Value::as_str)
             .unwrap_or(""),
     );
-    judge(&mut merged, steal, unexplained, &counter, profile);
+    // The warnings say what the shares of all the rounds together mean,
+    // as a single run's would; each round's own shares stay in `rounds`.
+    let shares = shares_of(&merged.facts);
+    merged.warnings = counter.warning().into_iter().collect();
+    let limit = merged
+        .facts
+        .get("cgroup_cpu_limit")
+        .and_then(|l| l.get("cpus"))
+        .and_then(Value::as_f64);
+    cross_check(&mut merged, &shares, limit);
+    judge(
+        &mut merged,
+        shares.steal_pct,
+        shares.unexplained_pct,
+        &counter,
+        profile,
+    );
     Ok(merged)
+}
+
+fn shares_of(facts: &Map<String, Value>) -> Shares {
+    let pct = |key: &str| facts.get(key).and_then(Value::as_f64);
+    Shares {
+        steal_pct: pct("steal_pct").unwrap_or(0.0),
+        lost_pct: pct("lost_pct").unwrap_or(0.0),
+        guest_wait_pct: pct("guest_wait_pct"),
+        throttled_pct: pct("throttled_pct"),
+        unexplained_pct: pct("unexplained_pct").unwrap_or(0.0),
+        irq_pct: pct("irq_pct").unwrap_or(0.0),
+        preemptions: facts.get("preemptions").and_then(Value::as_u64),
+    }
 }
 
 /// Shares weighted by each round's measured seconds, counts summed.
