@@ -99,3 +99,13 @@ pub fn assert_one_line_error(r: &Run, needle: &str) {
         lines[0]
     );
 }
+
+/// The result of `probe` in a run.json node.
+pub fn probe_result<'a>(node: &'a serde_json::Value, probe: &str) -> &'a serde_json::Value {
+    node["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["probe"] == probe)
+        .unwrap_or_else(|| panic!("a {probe} result in {node}"))
+}

@@ -9,6 +9,7 @@ mod discovery;
 mod job;
 mod peers;
 pub mod plan;
+mod rounds;
 mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -104,6 +105,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         progress: MultiProgress::with_draw_target(draw_target()),
         watch,
         echo_nonce: crate::agent::generate_token()?,
+        rounds: rounds::Book::default(),
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -146,26 +148,15 @@ struct Orchestra {
     /// The nonce this run's rtt and mtu exchanges carry; the target agents'
     /// echo responders answer only registered nonces.
     echo_nonce: String,
+    /// Rounds of probes the plan runs more than once, until merged.
+    rounds: rounds::Book,
 }
 
 impl Orchestra {
     async fn run(&self) {
         self.connect().await;
         self.phase(inventory::NAME, &json!({})).await;
-        for (probe, params) in &self.plan.probes {
-            if *probe == inventory::NAME {
-                continue;
-            }
-            if self.cancel.is_cancelled() {
-                break;
-            }
-            self.rediscover(*probe).await;
-            if probe.descriptor().pairwise {
-                self.pairwise_phase(*probe, params).await;
-            } else {
-                self.phase(*probe, params).await;
-            }
-        }
+        self.run_rounds().await;
     }
 
     fn bar(&self, label: &str, len: usize) -> ProgressBar {
@@ -280,8 +271,8 @@ impl Orchestra {
     /// One probe on every live agent at once. Phases run one after another,
     /// so heavy probes (steal, fsync) never overlap on a machine.
     async fn phase(&self, probe: ProbeName, params: &Value) {
-        let agents = self.alive();
-        let bar = self.bar(probe.as_str(), agents.len());
+        let agents = self.rounds.still_running(probe, self.alive());
+        let bar = self.bar(&self.rounds.label(&self.plan, probe), agents.len());
         let lease = self.plan.lease;
         let mut tasks = AgentTasks::new();
         for client in agents {
@@ -322,13 +313,14 @@ impl Orchestra {
     ) {
         match outcome {
             Ok(result) => {
-                let _ = self.events.send(Event::Result {
-                    node: node.to_string(),
-                    result: Box::new(result),
-                });
+                let filed = self.rounds.file(&self.plan, node, result);
+                self.send_filed(node.to_string(), probe, filed);
             }
             Err(JobError::AgentLost(message)) => self.fail_agent(node, Some(probe), message),
+            // The rounds that completed are written, with how many ran.
+            Err(JobError::Cancelled) if self.rounds.has_rounds(node, probe) => {}
             Err(JobError::Probe(message)) => {
+                self.rounds.fail(node, probe);
                 let _ = self.events.send(Event::Error {
                     node: node.to_string(),
                     probe: Some(probe.to_string()),
@@ -348,8 +340,8 @@ impl Orchestra {
     /// Network probes: one job per source agent, sources one at a time so
     /// their traffic does not disturb each other's latencies.
     async fn pairwise_phase(&self, probe: ProbeName, plan_params: &Value) {
-        let agents = self.alive();
-        let bar = self.bar(probe.as_str(), agents.len());
+        let agents = self.rounds.still_running(probe, self.alive());
+        let bar = self.bar(&self.rounds.label(&self.plan, probe), agents.len());
         for source in &agents {
             if self.cancel.is_cancelled() {
                 break;

@@ -39,6 +39,9 @@ struct PlanFile {
     agents: Vec<Spanned<AgentEntry>>,
     #[serde(default)]
     discover: Option<Spanned<super::discovery::plan::DiscoverEntry>>,
+    /// Complete runs of every probe (a probe's own `rounds` wins).
+    #[serde(default)]
+    rounds: Option<Spanned<toml::Value>>,
     #[serde(default)]
     probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
 }
@@ -88,6 +91,8 @@ pub struct Plan {
     pub discover: Option<super::discovery::plan::DiscoverPlan>,
     /// Probe parameters as written, in execution order (ProbeName::ALL).
     pub probes: Vec<(ProbeName, Value)>,
+    /// How many complete runs of each probe (`rounds`; 1 when unset).
+    pub rounds: BTreeMap<ProbeName, u32>,
 }
 
 pub(super) struct Locator<'a> {
@@ -236,13 +241,23 @@ impl Plan {
             });
         }
 
+        let all_rounds = match &raw.rounds {
+            Some(value) => super::rounds::rounds_value(value, &loc, None)?,
+            None => 1,
+        };
         let mut probes = Vec::new();
+        let mut rounds = BTreeMap::new();
         for (key, table) in &raw.probes {
             let probe: ProbeName = key
                 .get_ref()
                 .parse()
                 .map_err(|e: String| loc.at(key.span(), e))?;
-            let params = serde_json::to_value(table.get_ref())
+            let (params_table, own_rounds) = super::rounds::split_rounds(table, probe, &loc)?;
+            rounds.insert(
+                probe,
+                super::rounds::rounds_for(probe, own_rounds, all_rounds),
+            );
+            let params = serde_json::to_value(&params_table)
                 .map_err(|e| loc.at(table.span(), e.to_string()))?;
             let checked = if probe.descriptor().pairwise {
                 pairwise_stand_in(&params, raw.agents.len())
@@ -266,7 +281,13 @@ impl Plan {
             agents,
             discover,
             probes,
+            rounds,
         })
+    }
+
+    /// How many rounds of `probe` the plan asks for (1 when unset).
+    pub fn rounds_of(&self, probe: ProbeName) -> u32 {
+        self.rounds.get(&probe).copied().unwrap_or(1)
     }
 
     /// The plan as JSON for run.json.
@@ -274,7 +295,12 @@ impl Plan {
         let probes: serde_json::Map<String, Value> = self
             .probes
             .iter()
-            .map(|(p, v)| (p.to_string(), v.clone()))
+            .map(|(p, v)| {
+                (
+                    p.to_string(),
+                    super::rounds::with_rounds(v, self.rounds_of(*p)),
+                )
+            })
             .collect();
         let mut plan = serde_json::json!({
             "name": self.name,

@@ -93,6 +93,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
         ChartKind::Percentiles {
             histograms,
             references,
+            rounds,
         } => {
             let lines: Vec<Line> = histograms
                 .iter()
@@ -106,11 +107,20 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
                 .flat_map(|l| l.points.iter().map(|p| p.0))
                 .fold(1.0f64, f64::max)
                 .ceil();
+            let marks: Vec<Marks> = rounds
+                .iter()
+                .map(|m| Marks {
+                    line: m.line,
+                    label: m.label.clone(),
+                    points: m.points(x_max),
+                })
+                .collect();
             xy_chart(
                 root,
                 &chart.title,
                 &lines,
                 references,
+                &marks,
                 Axis::Percentile { max: x_max },
                 YAxis::Latency,
             )
@@ -124,6 +134,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             &chart.title,
             lines,
             references,
+            &[],
             Axis::Seconds,
             YAxis::from_label(y_label),
         ),
@@ -144,6 +155,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
                 root,
                 &chart.title,
                 lines,
+                &[],
                 &[],
                 Axis::Numeric {
                     label: x_label.clone(),
@@ -287,11 +299,20 @@ fn percentile_label(x: f64) -> String {
     }
 }
 
+/// Points without a line, in the colour of line `line` (hollow, so the
+/// line beneath shows): each round's percentiles beside the merged curve.
+struct Marks {
+    line: usize,
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
 fn xy_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     lines: &[Line],
     references: &[Reference],
+    marks: &[Marks],
     x_axis: Axis,
     y_axis: YAxis,
 ) -> DrawResult {
@@ -432,6 +453,18 @@ fn xy_chart<DB: DrawingBackend>(
                 .map_err(|e| err(&e))?;
         }
     }
+    for m in marks {
+        let c = color(m.line);
+        let pts: Vec<(f64, f64)> = m
+            .points
+            .iter()
+            .map(|(x, y)| (transform_x(*x), transform_y(*y)))
+            .collect();
+        ctx.draw_series(pts.iter().map(|p| Circle::new(*p, 5, c.stroke_width(2))))
+            .map_err(|e| err(&e))?
+            .label(m.label.clone())
+            .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.stroke_width(2)));
+    }
     for r in references {
         let y = transform_y(r.value);
         let c = if r.fail {
@@ -483,6 +516,7 @@ mod tests {
                     label: "p99 fail".into(),
                     fail: true,
                 }],
+                rounds: Vec::new(),
             },
         }
     }

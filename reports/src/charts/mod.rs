@@ -5,6 +5,7 @@ pub mod cdf;
 pub mod draw;
 mod heatmap;
 pub mod percentiles;
+pub mod rounds;
 pub mod rtt;
 pub mod services_first_packet;
 pub mod services_programming;
@@ -40,6 +41,8 @@ pub enum ChartKind {
     Percentiles {
         histograms: Vec<(String, LatencyHistogram)>,
         references: Vec<Reference>,
+        /// Each round's p50 and p99 beside the merged lines (results with rounds).
+        rounds: Vec<rounds::RoundMarks>,
     },
     /// Values against seconds since the start.
     Timeline {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
+use super::rounds::RoundMarks;
 use super::{slug, thresholds_for, Chart, ChartKind};
 use crate::export::labels::metric as metric_words;
 
@@ -18,6 +19,7 @@ pub fn charts(
 ) -> Vec<Chart> {
     let multi_node = results.len() > 1;
     let mut groups: BTreeMap<&str, Vec<(String, LatencyHistogram)>> = BTreeMap::new();
+    let mut marks: BTreeMap<&str, Vec<RoundMarks>> = BTreeMap::new();
     for r in results {
         for (name, summary) in &r.metrics {
             if summary.count == 0 || summary.unit != "ns" || !keep_metric(name) {
@@ -32,7 +34,11 @@ pub fn charts(
                 (false, false) => metric_words(rest),
                 (_, true) => r.node.clone(),
             };
-            groups.entry(group).or_default().push((label, hist));
+            let lines = groups.entry(group).or_default();
+            if let Some(m) = RoundMarks::of(r, name, lines.len(), &label) {
+                marks.entry(group).or_default().push(m);
+            }
+            lines.push((label, hist));
         }
     }
     groups
@@ -44,6 +50,7 @@ pub fn charts(
             kind: ChartKind::Percentiles {
                 histograms,
                 references: thresholds_for(profile, probe, group, "ns"),
+                rounds: marks.remove(group).unwrap_or_default(),
             },
         })
         .collect()

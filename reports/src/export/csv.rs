@@ -1,5 +1,6 @@
 //! csv/<probe>.csv: one row per node and metric (percentiles, ns), or per
-//! node and fact for probes that only report facts; csv/verdicts.csv.
+//! node and fact for probes that only report facts; csv/verdicts.csv; and
+//! csv/<probe>-rounds.csv for probes that ran in rounds (export/rounds.rs).
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ impl Exporter for CsvExporter {
                 bytes,
             });
         }
+        artifacts.extend(super::rounds::csv_artifacts(run)?);
         artifacts.push(Artifact {
             relative_path: "csv/verdicts.csv".into(),
             bytes: verdicts_csv(run)?,

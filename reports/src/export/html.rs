@@ -140,6 +140,7 @@ fn result_section(run: &RunRecord, node: &NodeRecord, r: &ProbeResult, h: &mut S
         } else {
             metrics_table(r, h);
         }
+        super::rounds::table(r, h);
     }
     warnings(r, h);
     raw_details(r, &node.name, h);
