@@ -487,4 +487,47 @@ mod tests {
         assert!(e.is_unreachable());
         assert!(e.to_string().contains("refused"), "{e}");
     }
+
+    /// An agent that answers its first request and dies after reading the
+    /// second, on the same kept-alive connection: what a coordinator
+    /// polling a job sees when the agent is killed under a poll.
+    async fn agent_dying_under_the_second_request() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut stream = BufReader::new(stream);
+            for answered in [true, false] {
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                if answered {
+                    let body = r#"{"ok":true}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                }
+            }
+            drop(listener);
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_unreachable() {
+        let url = agent_dying_under_the_second_request().await;
+        let client = client_for(&url, Some("s3cret"));
+        get_health(&client).await;
+        let e = client
+            .get::<serde_json::Value>("/v1/jobs/x")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("closed"), "{e}");
+        assert!(e.is_unreachable(), "{e:?}");
+    }
 }
