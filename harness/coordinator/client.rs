@@ -221,7 +221,7 @@ impl AgentClient {
         let scheme = agent.url.scheme_str().unwrap_or("http");
         let tls = if scheme == "https" {
             let config = match &agent.ca_file {
-                Some(ca) => crate::agent::tls_client_config(ca)
+                Some(ca) => crate::agent::tls_client_config(ca, agent.client_identity.as_ref())
                     .with_context(|| format!("agent {}", agent.name))?,
                 None => anyhow::bail!(
                     "agent {}: an https url needs ca_file (the CA that signed the agent's certificate)",
@@ -432,6 +432,7 @@ mod tests {
             url: url.parse().unwrap(),
             token: token.map(str::to_string),
             ca_file: None,
+            client_identity: None,
             labels: Default::default(),
             addresses: Default::default(),
             echo_ports: Default::default(),

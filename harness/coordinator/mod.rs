@@ -4,6 +4,7 @@
 //! that fails is reported and skipped; the others finish.
 
 mod client;
+mod client_identity;
 mod collector;
 mod discovery;
 mod job;

@@ -53,6 +53,10 @@ struct AgentEntry {
     #[serde(default)]
     ca_file: Option<Spanned<String>>,
     #[serde(default)]
+    client_cert: Option<Spanned<String>>,
+    #[serde(default)]
+    client_key: Option<Spanned<String>>,
+    #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
     addresses: BTreeMap<String, Spanned<String>>,
@@ -64,6 +68,9 @@ pub struct AgentPlan {
     pub url: hyper::Uri,
     pub token: Option<String>,
     pub ca_file: Option<PathBuf>,
+    /// The certificate the coordinator shows an agent that checks client
+    /// certificates (`infraqual agent --client-ca`).
+    pub client_identity: Option<crate::agent::ClientIdentity>,
     pub labels: BTreeMap<String, String>,
     pub addresses: BTreeMap<String, std::net::IpAddr>,
     /// Echo port per path when another agent of the node answers there
@@ -214,6 +221,13 @@ impl Plan {
                 }
                 None => None,
             };
+            let client_identity = super::client_identity::parse(
+                &loc,
+                base,
+                ca_file.as_deref(),
+                a.client_cert.as_ref(),
+                a.client_key.as_ref(),
+            )?;
             let mut addresses = BTreeMap::new();
             for (path_name, addr) in &a.addresses {
                 let ip = addr.get_ref().parse().map_err(|_| {
@@ -229,6 +243,7 @@ impl Plan {
                 url,
                 token,
                 ca_file,
+                client_identity,
                 labels: a.labels.clone(),
                 addresses,
                 echo_ports: BTreeMap::new(),
