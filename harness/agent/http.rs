@@ -34,6 +34,7 @@ pub struct AgentState {
     /// Host names accepted besides IP literals and localhost.
     pub allowed_hosts: Vec<String>,
     pub jobs: Jobs,
+    pub soaks: super::soak::Soaks,
     pub node: String,
     pub profile: Profile,
     pub echo_port: Option<u16>,
@@ -41,9 +42,9 @@ pub struct AgentState {
     pub identity: super::identity::Identity,
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
+pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
@@ -54,7 +55,7 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
     resp
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     json(
         status,
         &ApiError {
@@ -97,7 +98,11 @@ async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> 
         return resp;
     };
     let path = req.uri().path().to_string();
-    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") || path == "/v1/targets" {
+    if path == "/v1/jobs"
+        || path.starts_with("/v1/jobs/")
+        || path == "/v1/targets"
+        || path.starts_with(super::soak_routes::PREFIX)
+    {
         if let Err(refusal) = gate::check_not_browser(req.headers()) {
             return error(StatusCode::FORBIDDEN, refusal.to_string());
         }
@@ -119,6 +124,9 @@ async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/v1/inventory") => inventory(state).await,
         (Method::POST, "/v1/jobs") => start_job(state, peer, req).await,
         (Method::POST, "/v1/targets") => register_targets(state, peer, req).await,
+        (_, p) if p.starts_with(super::soak_routes::PREFIX) => {
+            super::soak_routes::route(state, peer, req).await
+        }
         (Method::GET, "/metrics") => {
             let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
                 &state.jobs,
@@ -210,7 +218,7 @@ async fn inventory(state: &AgentState) -> Reply {
 }
 
 /// The body of a small JSON request, bounded in size and time.
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
+pub(super) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -318,10 +326,17 @@ async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>)
     );
     match started {
         Ok(id) => json(StatusCode::CREATED, &JobCreated { id }),
-        Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),
-        Err(StartError::Busy(m)) => error(StatusCode::CONFLICT, m),
-        Err(StartError::Full(m)) => {
+        Err(e) => refusal(e),
+    }
+}
+
+/// The answer to a job or soak the agent would not start.
+pub(super) fn refusal(e: StartError) -> Reply {
+    match e {
+        StartError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
+        StartError::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+        StartError::Busy(m) => error(StatusCode::CONFLICT, m),
+        StartError::Full(m) => {
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, m);
             resp.headers_mut().insert(
                 hyper::header::RETRY_AFTER,

@@ -8,6 +8,8 @@ mod http;
 mod identity;
 mod jobs;
 mod metrics;
+mod soak;
+mod soak_routes;
 mod targets;
 mod tls;
 mod totals;
@@ -181,6 +183,7 @@ impl AgentConfig {
                 echo_nonces,
                 allowed_hosts: args.allow_hosts.clone(),
                 jobs,
+                soaks: soak::Soaks::default(),
                 node,
                 profile,
                 echo_port: echo.as_ref().map(EchoResponder::port),

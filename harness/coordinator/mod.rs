@@ -10,6 +10,8 @@ mod discovery;
 mod job;
 mod peers;
 pub mod plan;
+mod soak;
+mod soak_plan;
 mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -105,6 +107,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         progress: MultiProgress::with_draw_target(draw_target()),
         watch,
         echo_nonce: crate::agent::generate_token()?,
+        bundle_dir: dir.clone(),
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -147,12 +150,17 @@ struct Orchestra {
     /// The nonce this run's rtt and mtu exchanges carry; the target agents'
     /// echo responders answer only registered nonces.
     echo_nonce: String,
+    /// Where a fleet soak's per-node interval logs go.
+    bundle_dir: PathBuf,
 }
 
 impl Orchestra {
     async fn run(&self) {
         self.connect().await;
         self.phase(inventory::NAME, &json!({})).await;
+        if let Some(soak) = &self.plan.soak {
+            self.soak_phase(soak, &self.bundle_dir).await;
+        }
         for (probe, params) in &self.plan.probes {
             if *probe == inventory::NAME {
                 continue;

@@ -41,6 +41,8 @@ struct PlanFile {
     discover: Option<Spanned<super::discovery::plan::DiscoverEntry>>,
     #[serde(default)]
     probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
+    #[serde(default)]
+    soak: Option<Spanned<super::soak_plan::SoakEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +97,8 @@ pub struct Plan {
     pub discover: Option<super::discovery::plan::DiscoverPlan>,
     /// Probe parameters as written, in execution order (ProbeName::ALL).
     pub probes: Vec<(ProbeName, Value)>,
+    /// `[soak]`: the agents soak instead of running probes.
+    pub soak: Option<super::soak_plan::SoakPlan>,
 }
 
 pub(super) struct Locator<'a> {
@@ -270,6 +274,11 @@ impl Plan {
             probes.push((probe, params));
         }
         probes.sort_by_key(|(p, _)| *p);
+        let soak = raw
+            .soak
+            .as_ref()
+            .map(|s| super::soak_plan::SoakPlan::parse(s, &loc, !probes.is_empty()))
+            .transpose()?;
 
         Ok(Plan {
             path: PathBuf::from(file),
@@ -281,6 +290,7 @@ impl Plan {
             agents,
             discover,
             probes,
+            soak,
         })
     }
 
@@ -304,6 +314,9 @@ impl Plan {
         });
         if let (Some(d), Some(map)) = (&self.discover, plan.as_object_mut()) {
             map.insert("discover".into(), d.as_json());
+        }
+        if let (Some(s), Some(map)) = (&self.soak, plan.as_object_mut()) {
+            map.insert("soak".into(), s.as_json());
         }
         plan
     }
