@@ -107,6 +107,22 @@ pub struct SoakRequest {
     /// Directory for the fsync slices (under one of the agent's --allow-dir).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<std::path::PathBuf>,
+    /// Echo responders of other agents the rtt slices measure against
+    /// (addresses the agent allows, as for rtt jobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<SoakPeer>,
+    /// The run's echo nonce the peers' responders answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_nonce: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakPeer {
+    pub node: String,
+    pub path: String,
+    pub address: std::net::IpAddr,
+    pub port: u16,
 }
 
 /// `GET /v1/soaks/<id>?from=N`: the soak's state and its interval log from

@@ -24,9 +24,13 @@ fn plan_agent<'a>(name: &'a str, a: &Agent) -> PlanAgent<'a> {
     }
 }
 
-/// An agent allowed to write in `disk`.
+/// An agent allowed to write in `disk`, with an echo responder.
 fn agent_with_disk(dir: &Path, name: &str, disk: &Path) -> Agent {
-    Agent::start(dir, name, &["--allow-dir", disk.to_str().unwrap()])
+    Agent::start(
+        dir,
+        name,
+        &["--allow-dir", disk.to_str().unwrap(), "--echo-port", "0"],
+    )
 }
 
 /// `GET path` on the agent with its token: (status, body).
@@ -57,11 +61,17 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
         d,
         &[plan_agent("alpha", &a), plan_agent("beta", &b)],
         &format!(
-            "[soak]\nfor = \"20s\"\nevery = \"5s\"\ndir = \"{}\"\n",
+            "[soak]\nfor = \"20s\"\nevery = \"5s\"\ndir = \"{}\"\npaths = [\"native\"]\n",
             disk.display()
         ),
         "",
     );
+    // Both agents are on loopback's native path.
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "labels = {",
+        "addresses = { native = \"127.0.0.1\" }\nlabels = {",
+    );
+    std::fs::write(&plan, text).unwrap();
     let coordinator = Command::new(env!("CARGO_BIN_EXE_infraqual"))
         .args(["run", plan.to_str().unwrap()])
         .current_dir(d)
@@ -134,6 +144,19 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
                 .any(|r| r["probe"] == "fsync"
                     && r["series"]["interval_p99_ns/fdatasync"].is_array()),
             "{name} soaked the disk: {n}"
+        );
+        let other = if name == "alpha" { "beta" } else { "alpha" };
+        let rtt = n["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["probe"] == "rtt")
+            .unwrap_or_else(|| panic!("{name} measured rtt: {n}"));
+        let series = format!("interval_p99_ns/{name}->{other}/native/udp");
+        assert_eq!(
+            rtt["series"][&series].as_array().map(Vec::len),
+            Some(log.intervals.len()),
+            "{series}: {rtt}"
         );
     }
     let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();
@@ -296,6 +319,10 @@ fn bad_soak_sections_exit_2_with_one_line() {
         (
             "[soak]\nfor = \"1h\"\nrate = 5\n",
             "plan.toml:11:1: unknown field `rate`",
+        ),
+        (
+            "[soak]\nfor = \"1h\"\npaths = []\n",
+            "plan.toml:11:9: paths: path names",
         ),
         (
             "[soak]\nfor = \"1h\"\n[probes.steal]\n",

@@ -1,13 +1,15 @@
 //! A soak on the agent (`POST /v1/soaks`), for a coordinator's fleet soak:
 //! once per interval the agent runs the paced slices `infraqual soak` runs
-//! (steal, fsync in etcd's WAL pattern), each as an ordinary job, so the
-//! agent's bounds hold for hours as they do for one probe: one heavy probe
-//! at a time, fsync confined to --allow-dir, deadlines, /metrics. Each
+//! (steal, rtt to peers, fsync in etcd's WAL pattern), each as an ordinary
+//! job, so the agent's bounds hold for hours as they do for one probe: one
+//! heavy probe at a time, fsync confined to --allow-dir, rtt only to
+//! allowed targets, deadlines, /metrics. Each
 //! interval is appended to the soak's interval log (the `.hlog` text) as it
 //! ends; the coordinator's polls fetch it and renew the soak's lease. A
 //! soak ends after its `for_ms`, when cancelled, or when the polls stop for
 //! a lease; it can never outlive `for_ms` plus one interval and a minute.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,9 +17,9 @@ use infraqual_probes::{registry, CancelToken, ProbeName, ProbeResult};
 use serde_json::Value;
 
 use super::jobs::{Jobs, StartError};
-use crate::api::{JobRequest, JobState, SoakRequest, SoakStatus};
+use crate::api::{JobRequest, JobState, SoakPeer, SoakRequest, SoakStatus};
 use crate::soak::hlog::{self, IntervalFacts};
-use crate::soak::{collect, paced_steps, Schedule};
+use crate::soak::{collect, paced_steps, Peer, Schedule};
 
 /// Slack past `for` before the soak's hard deadline cancels it.
 const DEADLINE_SLACK: Duration = Duration::from_secs(60);
@@ -67,7 +69,18 @@ impl Soaks {
             // Refused now rather than in the first interval's fsync slice.
             jobs.resolve_allowed(dir)?;
         }
-        let steps = paced_steps(&schedule, req.dir.as_deref(), &[]);
+        if let Some(refused) = req.peers.iter().find(|p| !jobs.targets.allows(p.address)) {
+            return Err(StartError::Forbidden(format!(
+                "peer {} is not allowed: start the agent with --allow-target CIDR, \
+                 or let the coordinator register its plan's agents",
+                refused.address
+            )));
+        }
+        let steps = rtt_with_paths(
+            paced_steps(&schedule, req.dir.as_deref(), &peers(&req.peers)),
+            &req.peers,
+            req.echo_nonce.as_deref(),
+        );
         for (probe, params) in &steps {
             registry::validate(*probe, params)
                 .map_err(|e| StartError::BadRequest(e.to_string()))?;
@@ -306,6 +319,34 @@ impl Soaks {
             None => false,
         }
     }
+}
+
+fn peers(peers: &[SoakPeer]) -> Vec<Peer> {
+    peers
+        .iter()
+        .map(|p| Peer {
+            node: p.node.clone(),
+            addr: SocketAddr::new(p.address, p.port),
+        })
+        .collect()
+}
+
+/// The rtt slice measures each peer on its own path and carries the run's
+/// echo nonce, which the peers' responders answer.
+fn rtt_with_paths(
+    mut steps: Vec<(ProbeName, Value)>,
+    peers: &[SoakPeer],
+    echo_nonce: Option<&str>,
+) -> Vec<(ProbeName, Value)> {
+    for (probe, params) in &mut steps {
+        if *probe == infraqual_probes::rtt::NAME {
+            params["targets"] = serde_json::json!(peers);
+            if let Some(nonce) = echo_nonce {
+                params["echo_nonce"] = nonce.into();
+            }
+        }
+    }
+    steps
 }
 
 #[derive(Debug, thiserror::Error)]

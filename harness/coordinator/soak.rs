@@ -1,4 +1,5 @@
-//! The fleet soak of a plan with `[soak]`: every agent soaks at once
+//! The fleet soak of a plan with `[soak]`: every agent soaks at once, with
+//! rtt slices to the others on the soak's `paths`
 //! (`POST /v1/soaks`), the coordinator polls each (renewing the soak's
 //! lease) and appends what arrives of its interval log to `<node>.hlog` in
 //! the run bundle as intervals end. At the end each node's log becomes its
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use infraqual_probes::CancelToken;
+use serde_json::json;
 
 use super::client::AgentClient;
 use super::collector::Event;
@@ -19,7 +21,7 @@ use super::job::JobError;
 use super::soak_plan::SoakPlan;
 use super::tasks::AgentTasks;
 use super::Orchestra;
-use crate::api::{JobCreated, JobState, SoakRequest, SoakStatus};
+use crate::api::{JobCreated, JobState, SoakPeer, SoakRequest, SoakStatus};
 use crate::soak::{hlog, windows};
 
 const MAX_POLL: Duration = Duration::from_secs(1);
@@ -28,6 +30,9 @@ const POLL_FAILURES: u32 = 3;
 /// Past `for` plus one interval, the agent's own deadline (for + every +
 /// 60 s) has ended its soak; this is the coordinator's margin beyond it.
 const GIVE_UP_SLACK: Duration = Duration::from_secs(90);
+/// rtt targets and echo nonces are registered for twice this long and
+/// renewed this often while the soaks run.
+const REGISTRATION_RENEWAL: Duration = Duration::from_secs(3600);
 
 impl Orchestra {
     pub(super) async fn soak_phase(&self, soak: &SoakPlan, bundle_dir: &Path) {
@@ -38,20 +43,57 @@ impl Orchestra {
             every_ms: soak.every.as_millis() as u64,
             lease_ms: self.plan.lease.as_millis() as u64,
             dir: soak.dir.clone(),
+            peers: Vec::new(),
+            echo_nonce: None,
         };
         let poll = MAX_POLL.min(self.plan.lease / 4);
         let give_up = soak.total + soak.every + GIVE_UP_SLACK;
         let mut tasks = AgentTasks::new();
+        let mut measuring_rtt = Vec::new();
         for client in agents {
             let log = bundle_dir.join(format!("{}.hlog", client.name));
-            let request = request.clone();
+            let mut request = request.clone();
+            if !soak.paths.is_empty() {
+                match self.register_soak_peers(&client, soak).await {
+                    Ok(peers) => {
+                        request.peers = peers;
+                        request.echo_nonce = Some(self.echo_nonce.clone());
+                        measuring_rtt.push(std::sync::Arc::clone(&client));
+                    }
+                    Err(message) => {
+                        bar.inc(1);
+                        self.soak_error(&client.name, message);
+                        continue;
+                    }
+                }
+            }
             let cancel = self.cancel.clone();
             tasks.spawn(&client.name.clone(), async move {
                 let outcome = follow(&client, &request, &log, poll, give_up, &cancel).await;
                 (client, log, outcome)
             });
         }
-        while let Some(joined) = tasks.next().await {
+        // Registrations expire (an agent keeps one at most a day): renew
+        // them while the soaks run.
+        let mut renew = tokio::time::interval_at(
+            tokio::time::Instant::now() + REGISTRATION_RENEWAL,
+            REGISTRATION_RENEWAL,
+        );
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.next() => joined,
+                _ = renew.tick() => {
+                    for client in &measuring_rtt {
+                        if let Err(message) = self.register_soak_peers(client, soak).await {
+                            tracing::warn!("{}: renewing the soak's rtt peers: {message}", client.name);
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(joined) = joined else {
+                break;
+            };
             bar.inc(1);
             let (client, log, outcome) = match joined {
                 Ok(done) => done,
@@ -73,6 +115,26 @@ impl Orchestra {
             }
         }
         bar.finish();
+    }
+
+    /// Lets the source's rtt slices reach the other agents' echo responders
+    /// on the soak's paths (targets and the run's nonce registered on both
+    /// sides, as for an rtt phase); returns the peers.
+    async fn register_soak_peers(
+        &self,
+        source: &AgentClient,
+        soak: &SoakPlan,
+    ) -> Result<Vec<SoakPeer>, String> {
+        let params = self.pairwise_params(&source.name, &json!({ "paths": soak.paths }))?;
+        let ttl = REGISTRATION_RENEWAL * 2;
+        self.register_nonce(source, ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        super::register_targets(source, &params, ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_value(params["targets"].clone())
+            .map_err(|e| format!("the soak's rtt peers: {e}"))
     }
 
     fn soak_error(&self, node: &str, message: String) {

@@ -23,6 +23,8 @@ pub struct SoakEntry {
     every: Option<Spanned<String>>,
     #[serde(default)]
     dir: Option<Spanned<String>>,
+    #[serde(default)]
+    paths: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -31,6 +33,9 @@ pub struct SoakPlan {
     pub every: Duration,
     /// On each agent, inside one of its --allow-dir directories.
     pub dir: Option<PathBuf>,
+    /// Network paths the rtt slices measure to the other agents on; none:
+    /// no rtt.
+    pub paths: Vec<String>,
 }
 
 impl SoakPlan {
@@ -77,7 +82,27 @@ impl SoakPlan {
             Some(d) => Some(PathBuf::from(d.get_ref())),
             None => None,
         };
-        Ok(SoakPlan { total, every, dir })
+        let paths = match &s.paths {
+            Some(p)
+                if p.get_ref().is_empty()
+                    || p.get_ref()
+                        .iter()
+                        .any(|x| x.is_empty() || x.contains(['/', ' '])) =>
+            {
+                return Err(loc.at(
+                    p.span(),
+                    "paths: path names, one word each, e.g. [\"native\", \"overlay\"]",
+                ))
+            }
+            Some(p) => p.get_ref().clone(),
+            None => Vec::new(),
+        };
+        Ok(SoakPlan {
+            total,
+            every,
+            dir,
+            paths,
+        })
     }
 
     pub fn as_json(&self) -> Value {
@@ -85,6 +110,7 @@ impl SoakPlan {
             "for": HumanDuration(self.total).to_string(),
             "every": HumanDuration(self.every).to_string(),
             "dir": self.dir,
+            "paths": self.paths,
         })
     }
 }
