@@ -176,16 +176,16 @@ fn bad_mutual_tls_input_exits_2_naming_the_flag_or_key() {
     let token = token.to_str().unwrap();
     let absent = d.join("absent.pem");
     let absent = absent.to_str().unwrap();
+    let agent = |extra: &[&str]| {
+        let mut args = vec!["agent", "--listen", "127.0.0.1:0", "--token-file", token];
+        args.extend(extra);
+        run(&args)
+    };
     for (client_ca, says) in [
         (absent, "absent.pem"),
         (key.as_str(), "no certificate in the file"),
     ] {
-        let r = run(&[
-            "agent",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-file",
-            token,
+        let r = agent(&[
             "--tls-cert",
             &cert,
             "--tls-key",
@@ -196,15 +196,7 @@ fn bad_mutual_tls_input_exits_2_naming_the_flag_or_key() {
         assert_one_line_error(&r, "--client-ca");
         assert!(r.stderr.contains(says), "{}", r.stderr);
     }
-    let r = run(&[
-        "agent",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        token,
-        "--client-ca",
-        &cert,
-    ]);
+    let r = agent(&["--client-ca", &cert]);
     assert_one_line_error(&r, "--client-ca needs --tls-cert");
 
     let url = "https://127.0.0.1:1";

@@ -218,7 +218,7 @@ async fn inventory(state: &AgentState) -> Reply {
 }
 
 /// The body of a small JSON request, bounded in size and time.
-pub(super) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -258,21 +258,22 @@ pub(super) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     }
 }
 
+/// A small JSON body as `T`; `what` names it in the 400 (`invalid {what}`).
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T, Reply> {
+    let body = read_body(req).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
+}
+
 /// A coordinator allows the addresses of its plan's other agents as rtt
 /// and mtu targets, for the time its run may take.
 async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let registration: TargetRegistration = match serde_json::from_slice(&body) {
+    let registration: TargetRegistration = match read_json(req, "registration").await {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid registration: {e}"),
-            )
-        }
+        Err(reply) => return reply,
     };
     let ttl =
         std::time::Duration::from_millis(registration.ttl_ms).min(super::targets::MAX_REGISTRATION);
@@ -306,13 +307,9 @@ async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Inc
 }
 
 async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let job: JobRequest = match serde_json::from_slice(&body) {
+    let job: JobRequest = match read_json(req, "job request").await {
         Ok(job) => job,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}")),
+        Err(reply) => return reply,
     };
     let (probe, params) = (job.probe, job.params.to_string());
     let started = state.jobs.start(job);

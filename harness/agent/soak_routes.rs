@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
-use super::http::{error, json, read_body, refusal, AgentState, Reply};
+use super::http::{error, json, read_json, refusal, AgentState, Reply};
 use super::soak::PollError;
 use crate::api::{JobCreated, SoakRequest};
 
@@ -54,18 +54,9 @@ pub async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>)
 }
 
 async fn start(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let soak: SoakRequest = match serde_json::from_slice(&body) {
+    let soak: SoakRequest = match read_json(req, "soak request").await {
         Ok(s) => s,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid soak request: {e}"),
-            )
-        }
+        Err(reply) => return reply,
     };
     let described = format!("{soak:?}");
     let started = state.soaks.start(&state.jobs, soak);

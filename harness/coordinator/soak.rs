@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::client::AgentClient;
 use super::collector::Event;
-use super::job::JobError;
+use super::job::{stop_if_over, JobError};
 use super::soak_plan::SoakPlan;
 use super::tasks::AgentTasks;
 use super::Orchestra;
@@ -184,17 +184,9 @@ async fn follow(
     let mut failures = 0;
     loop {
         tokio::time::sleep(poll).await;
-        if cancel.is_cancelled() {
-            let _ = client.delete(&path).await;
-            return Err(JobError::Cancelled);
-        }
-        if started.elapsed() > give_up {
-            let _ = client.delete(&path).await;
-            return Err(JobError::Probe(format!(
-                "the soak on {} did not end within {} s",
-                client.name,
-                give_up.as_secs()
-            )));
+        let what = || format!("the soak on {}", client.name);
+        if let Some(stop) = stop_if_over(client, &path, cancel, started, give_up, what).await {
+            return Err(stop);
         }
         let status: SoakStatus = match client.get(&format!("{path}?from={}", file.written)).await {
             Ok(status) => status,
