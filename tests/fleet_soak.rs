@@ -335,3 +335,41 @@ fn bad_soak_sections_exit_2_with_one_line() {
         assert!(!d.join("runs").exists(), "nothing ran for {section}");
     }
 }
+
+#[test]
+fn the_soak_routes_keep_the_agents_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let read_token = agents::random_token();
+    let read_file = d.join("read.token");
+    agents::write_private(&read_file, &read_token);
+    let disk = d.join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let a = Agent::start(
+        d,
+        "gate",
+        &[
+            "--allow-dir",
+            disk.to_str().unwrap(),
+            "--read-token-file",
+            read_file.to_str().unwrap(),
+        ],
+    );
+    let post =
+        |token: &str, body: &str| http(&a.addr, "POST", "/v1/soaks", Some(token), body.as_bytes());
+    let (code, body) = post(&read_token, r#"{"for_ms":20000,"every_ms":5000}"#);
+    assert_eq!(code, 403, "a scraper's token cannot soak: {body}");
+    assert!(body.contains("read-only"), "{body}");
+    let (code, body) = post(&a.token, r#"{"for_ms":20000,"every_ms":5000,"dir":"/etc"}"#);
+    assert_eq!(code, 403, "fsync slices stay inside --allow-dir: {body}");
+    let (code, body) = post(&a.token, r#"{"for_ms":20000,"every_ms":30000}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("every 30s is longer than for 20s"), "{body}");
+    let (code, body) = post(
+        &a.token,
+        r#"{"for_ms":20000,"every_ms":5000,"peers":[{"node":"x","path":"native","address":"192.0.2.1","port":7}]}"#,
+    );
+    assert_eq!(code, 403, "rtt peers must be allowed targets: {body}");
+    let (code, _) = http(&a.addr, "GET", "/v1/soaks/soak-9", Some(&a.token), b"");
+    assert_eq!(code, 404);
+}
