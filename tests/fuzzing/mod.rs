@@ -367,14 +367,27 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// A lease or deadline in ms: mostly plausible, sometimes out of range.
+fn millis() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        4 => (0u64..10_000_000).prop_map(serde_json::Value::from),
+        1 => any::<u64>().prop_map(serde_json::Value::from),
+        1 => any::<i64>().prop_map(serde_json::Value::from),
+    ]
+}
+
 /// A job request whose probe is real (or not) and whose params are a
 /// generated object, so parameter validation itself is exercised.
 fn grammar_job() -> impl Strategy<Value = Vec<u8>> {
+    let probe = prop_oneof![
+        3 => select(&["inventory", "steal", "fsync", "rtt", "mtu", "services"][..]),
+        1 => select(VALUES),
+    ];
     (
-        select(VALUES),
+        probe,
         btree_map(select(KEYS), json_value(), 0..8),
-        proptest::option::of(any::<i64>()),
-        proptest::option::of(any::<u64>()),
+        proptest::option::of(millis()),
+        proptest::option::of(millis()),
     )
         .prop_map(|(probe, params, lease, deadline)| {
             let params: serde_json::Map<String, serde_json::Value> = params
@@ -383,10 +396,10 @@ fn grammar_job() -> impl Strategy<Value = Vec<u8>> {
                 .collect();
             let mut job = serde_json::json!({ "probe": probe, "params": params });
             if let Some(lease) = lease {
-                job["lease_ms"] = lease.into();
+                job["lease_ms"] = lease;
             }
             if let Some(deadline) = deadline {
-                job["deadline_ms"] = deadline.into();
+                job["deadline_ms"] = deadline;
             }
             serde_json::to_vec(&job).unwrap_or_default()
         })
