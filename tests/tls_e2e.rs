@@ -145,6 +145,12 @@ fn mutual_tls_runs_the_right_client_and_refuses_none_or_another_cas() {
         assert!(mutual["inventory"].is_null(), "{refused}: {mutual}");
         let message = mutual["errors"][0]["message"].as_str().unwrap().to_string();
         assert!(message.contains("alert"), "{refused}: {message}");
+        if refused == "none.toml" {
+            assert!(
+                message.contains("give its plan entry client_cert"),
+                "{message}"
+            );
+        }
         std::fs::remove_dir_all(d.join("runs")).unwrap();
     }
 

@@ -194,6 +194,18 @@ fn causes(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
+/// An agent started with `--client-ca` refuses a coordinator without a
+/// client certificate by a TLS alert; say what the plan lacks.
+fn with_tls_hint(message: String) -> String {
+    if message.contains("CertificateRequired") {
+        format!(
+            "{message} (the agent checks client certificates: give its plan entry client_cert and client_key)"
+        )
+    } else {
+        message
+    }
+}
+
 pub struct AgentClient {
     pub name: String,
     url: String,
@@ -292,7 +304,7 @@ impl AgentClient {
                         message: causes(&e),
                     }
                 } else {
-                    self.err_transport(causes(&e))
+                    self.err_transport(with_tls_hint(causes(&e)))
                 }
             })?;
         let status = resp.status();
