@@ -54,7 +54,7 @@ fn fuzz<S>(
 ) -> u64
 where
     S: Strategy,
-    S::Value: Debug,
+    S::Value: AsRef<[u8]> + Debug,
 {
     let budget = std::env::var("IQ_FUZZ_SECONDS")
         .ok()
@@ -83,6 +83,7 @@ where
         match runner.run(&strategy, &test) {
             Ok(()) => cases += left,
             Err(TestError::Fail(reason, minimal)) => {
+                let minimal = String::from_utf8_lossy(minimal.as_ref());
                 panic!("fuzz {name}: {reason}\nminimal input: {minimal:?}\n(IQ_FUZZ_SEED={seed})")
             }
             Err(TestError::Abort(reason)) => panic!("fuzz {name}: aborted: {reason}"),
