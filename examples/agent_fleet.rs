@@ -47,6 +47,7 @@ fn main() -> Result<()> {
                 insecure_plaintext: false,
                 tls_cert: None,
                 tls_key: None,
+                client_ca: None,
                 allow_dirs: Vec::new(),
                 node: Some(name.clone()),
                 netns: None,

@@ -93,3 +93,50 @@ pub struct JobStatus {
 pub struct ApiError {
     pub error: String,
 }
+
+/// `POST /v1/soaks`: the agent runs paced light probes once per `every_ms`
+/// for `for_ms` and keeps the interval log until the coordinator fetched it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakRequest {
+    pub for_ms: u64,
+    pub every_ms: u64,
+    /// The soak is cancelled when no poll arrives for this long.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Directory for the fsync slices (under one of the agent's --allow-dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Echo responders of other agents the rtt slices measure against
+    /// (addresses the agent allows, as for rtt jobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<SoakPeer>,
+    /// The run's echo nonce the peers' responders answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_nonce: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakPeer {
+    pub node: String,
+    pub path: String,
+    pub address: std::net::IpAddr,
+    pub port: u16,
+}
+
+/// `GET /v1/soaks/<id>?from=N`: the soak's state and its interval log from
+/// byte N on (what the agent still holds; bytes before N are dropped as
+/// received).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoakStatus {
+    pub id: String,
+    pub state: JobState,
+    /// Intervals written so far.
+    pub intervals: u64,
+    /// Byte offset of `log` in the whole interval log.
+    pub offset: u64,
+    pub log: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}

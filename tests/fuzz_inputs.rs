@@ -1,145 +1,93 @@
-//! Mutation fuzzing of what an attacker or a careless operator controls: the
-//! plan parser, the job JSON an agent accepts, and the HTTP request head a
-//! real agent reads. No input may panic the parser or stop the agent.
+//! Property-based fuzzing (proptest) of what an attacker or a careless
+//! operator controls: the plan parser, the job JSON an agent accepts, and
+//! the HTTP request head a real agent reads. No input may panic a parser or
+//! stop the agent. Each target draws from two generators: inputs built from
+//! the format's grammar with hostile values (they reach validation, not
+//! just the tokenizer) and byte-level mutations of real seeds. A failing
+//! case is shrunk to a minimal input before it is reported.
 //! Bounded by IQ_FUZZ_SECONDS per target (default: a short fixed number of
 //! cases); `scripts/fuzz` runs the long version. IQ_FUZZ_SEED repeats a run.
 
 mod agents;
+mod fuzzing;
 
+use std::fmt::Debug;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
 use agents::{http, Agent};
+use fuzzing::{http_heads, job_bodies, plans};
 
 /// Cases per parser when no time budget is given.
 const DEFAULT_CASES: u64 = 1500;
 /// Cases against the live agent (each a connection) when no budget is given.
 const DEFAULT_HTTP_CASES: u64 = 400;
+/// Cases per runner; a time budget runs batches until it is spent.
+const BATCH: u64 = 250;
 
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = std::env::var("IQ_FUZZ_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("IQ_FUZZ_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+fn seed() -> u64 {
+    let seed = std::env::var("IQ_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("IQ_FUZZ_SEED={seed}");
+    seed
 }
 
-/// Tokens that tend to reach corners of TOML, JSON and HTTP parsers.
-const DICTIONARY: &[&str] = &[
-    "\"",
-    "'",
-    "[",
-    "]",
-    "[[",
-    "{",
-    "}",
-    "=",
-    ",",
-    ":",
-    "\n",
-    "\r\n",
-    "\0",
-    "\\u0000",
-    "-1",
-    "1e999",
-    "18446744073709551616",
-    "0x",
-    "nan",
-    "inf",
-    "true",
-    "null",
-    "\u{202e}",
-    "\x1b[2J",
-    "::",
-    "/..",
-    "%00",
-    "Content-Length: 99999999999",
-    "Transfer-Encoding: chunked",
-    "Host: evil",
-    "Origin: x",
-    " ",
-    "\t",
-    "ÿ",
-    "🦀",
-];
-
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut out = seed.to_vec();
-    for _ in 0..=rng.below(4) {
-        let at = rng.below(out.len() + 1);
-        match rng.below(6) {
-            0 if !out.is_empty() => {
-                let i = rng.below(out.len());
-                out[i] ^= 1 << rng.below(8);
-            }
-            1 => out.insert(at, rng.next() as u8),
-            2 if at < out.len() => {
-                let end = (at + rng.below(32)).min(out.len());
-                out.drain(at..end);
-            }
-            3 if at < out.len() => {
-                let end = (at + rng.below(64)).min(out.len());
-                let copy = out[at..end].to_vec();
-                out.splice(at..at, copy);
-            }
-            4 => {
-                let token = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
-                out.splice(at..at, token.iter().copied());
-            }
-            _ => {
-                let long = vec![b'9'; rng.below(5000)];
-                out.splice(at..at, long);
-            }
-        }
-    }
-    out
-}
-
-/// Runs `case` on mutations of `seeds` for the budget; returns the count.
-fn fuzz(name: &str, seeds: &[Vec<u8>], default_cases: u64, mut case: impl FnMut(&[u8])) -> u64 {
+/// Runs `test` on values of `strategy` for the budget (or `default_cases`);
+/// returns the number of cases. A failure panics with the shrunk input.
+fn fuzz<S>(
+    name: &str,
+    strategy: S,
+    default_cases: u64,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) -> u64
+where
+    S: Strategy,
+    S::Value: AsRef<[u8]> + Debug,
+{
     let budget = std::env::var("IQ_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs);
-    let mut rng = Rng::new();
+    let seed = seed();
     let started = Instant::now();
     let mut cases = 0u64;
-    loop {
-        let done = match budget {
-            Some(b) => started.elapsed() >= b,
-            None => cases >= default_cases,
+    for batch in 0u64.. {
+        let left = match budget {
+            Some(b) if started.elapsed() >= b => break,
+            Some(_) => BATCH,
+            None if cases >= default_cases => break,
+            None => BATCH.min(default_cases - cases),
         };
-        if done {
-            break;
+        let mut rng_seed = [0u8; 32];
+        rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
+        rng_seed[8..16].copy_from_slice(&batch.to_le_bytes());
+        let config = Config {
+            cases: left as u32,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed));
+        match runner.run(&strategy, &test) {
+            Ok(()) => cases += left,
+            Err(TestError::Fail(reason, minimal)) => {
+                let minimal = String::from_utf8_lossy(minimal.as_ref());
+                panic!("fuzz {name}: {reason}\nminimal input: {minimal:?}\n(IQ_FUZZ_SEED={seed})")
+            }
+            Err(TestError::Abort(reason)) => panic!("fuzz {name}: aborted: {reason}"),
         }
-        let seed = &seeds[rng.below(seeds.len())];
-        let input = mutate(&mut rng, seed);
-        case(&input);
-        cases += 1;
     }
     eprintln!(
         "fuzz {name}: {cases} cases in {} ms, no panic",
@@ -164,12 +112,29 @@ fn plan_seeds() -> Vec<Vec<u8>> {
 #[test]
 fn the_plan_parser_never_panics() {
     let base = tempfile::tempdir().unwrap();
-    fuzz("plan", &plan_seeds(), DEFAULT_CASES, |input| {
-        let text = String::from_utf8_lossy(input);
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
-            let _ = infraqual::coordinator::plan::Plan::parse(&text, "fuzz.toml", base.path());
-        }));
-        assert!(parsed.is_ok(), "the plan parser panicked on:\n{text}");
+    // Files a generated plan may name, so parsing goes past "no such file".
+    std::fs::write(
+        base.path().join("token"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    std::fs::write(base.path().join("ca.pem"), "not a certificate").unwrap();
+    // The token files the example plans name.
+    let secrets = base.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    for seed in plan_seeds() {
+        for name in String::from_utf8_lossy(&seed)
+            .lines()
+            .filter_map(|l| l.split_once("= \"secrets/").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split('"').next())
+        {
+            std::fs::write(secrets.join(name), "0123456789abcdef0123456789abcdef").unwrap();
+        }
+    }
+    fuzz("plan", plans(plan_seeds()), DEFAULT_CASES, |input| {
+        let text = String::from_utf8_lossy(&input);
+        let _ = infraqual::coordinator::plan::Plan::parse(&text, "fuzz.toml", base.path());
+        Ok(())
     });
 }
 
@@ -189,52 +154,39 @@ fn job_seeds() -> Vec<Vec<u8>> {
 
 #[test]
 fn job_json_parsing_and_validation_never_panic() {
-    fuzz("job json", &job_seeds(), DEFAULT_CASES, |input| {
-        let checked = catch_unwind(|| {
-            if let Ok(job) = serde_json::from_slice::<infraqual::api::JobRequest>(input) {
+    fuzz(
+        "job json",
+        job_bodies(job_seeds()),
+        DEFAULT_CASES,
+        |input| {
+            if let Ok(job) = serde_json::from_slice::<infraqual::api::JobRequest>(&input) {
                 let _ = infraqual_probes::registry::validate(job.probe, &job.params);
             }
-        });
-        assert!(
-            checked.is_ok(),
-            "job validation panicked on {}",
-            String::from_utf8_lossy(input)
-        );
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn mutated_request_heads_never_stop_the_agent() {
     let tmp = tempfile::tempdir().unwrap();
     let a = Agent::start(tmp.path(), "fuzz", &[]);
-    let seeds: Vec<Vec<u8>> = [
-        format!(
-            "GET /v1/health HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
-            a.addr, a.token
-        ),
-        format!(
-            "POST /v1/jobs HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{{\"probe\":\"inventory\"}}",
-            a.addr, a.token
-        ),
-        format!(
-            "DELETE /v1/jobs/rtt-1 HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
-            a.addr, a.token
-        ),
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect();
-    let cases = fuzz("http head", &seeds, DEFAULT_HTTP_CASES, |input| {
-        let Ok(mut s) = TcpStream::connect(&a.addr) else {
-            panic!("the agent stopped accepting connections");
-        };
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let _ = s.write_all(input);
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let mut out = [0u8; 512];
-        let _ = s.read(&mut out);
-    });
+    let cases = fuzz(
+        "http head",
+        http_heads(&a.addr, &a.token),
+        DEFAULT_HTTP_CASES,
+        |input| {
+            let mut s = TcpStream::connect(&a.addr)
+                .map_err(|e| TestCaseError::fail(format!("the agent stopped accepting: {e}")))?;
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let _ = s.write_all(&input);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut out = [0u8; 512];
+            let _ = s.read(&mut out);
+            Ok(())
+        },
+    );
     assert!(cases > 0);
     let (code, body) = http(&a.addr, "GET", "/v1/health", Some(&a.token), b"");
     assert_eq!(

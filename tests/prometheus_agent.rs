@@ -5,97 +5,13 @@
 //! and reads the dashboard's queries.
 
 mod agents;
+mod prometheus;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agents::{http, Agent};
-
-/// Installed by scripts/setup-system (Debian package `prometheus`).
-fn tool(name: &str) -> String {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "`{name}` is missing: install Debian's prometheus package (scripts/setup-system)"
-    );
-    String::from_utf8(found.stdout).unwrap().trim().to_string()
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus(dir: &Path, agent_addr: &str, token_file: &Path) -> (Prometheus, String) {
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: infraqual\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['{agent_addr}']\n",
-            token_file.display()
-        ),
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(tool("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    (Prometheus(child), addr)
-}
-
-/// The single value of an instant query, once Prometheus has one.
-fn query_value(prom: &str, expr: &str, limit: Duration) -> f64 {
-    let until = Instant::now() + limit;
-    let path = format!("/api/v1/query?query={}", urlencode(expr));
-    loop {
-        if std::net::TcpStream::connect(prom).is_ok() {
-            let (status, body) = http(prom, "GET", &path, None, b"");
-            if status == 200 {
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                if let Some(sample) = v["data"]["result"].as_array().and_then(|r| r.first()) {
-                    let text = sample["value"][1].as_str().unwrap();
-                    return text.parse().unwrap();
-                }
-            }
-        }
-        assert!(Instant::now() < until, "prometheus never answered {expr}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use prometheus::{bucket_around, promtool, query_value, start_prometheus};
 
 fn run_fsync_job(agent: &Agent, dir: &Path) -> serde_json::Value {
     let job = serde_json::json!({
@@ -126,28 +42,6 @@ fn run_fsync_job(agent: &Agent, dir: &Path) -> serde_json::Value {
         assert!(Instant::now() < until, "the fsync job never finished");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(tool("promtool"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = stdin.unwrap_or("").to_string();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(input.as_bytes()).unwrap();
-    drop(pipe);
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -187,26 +81,12 @@ fn prometheus_histogram_quantile_agrees_with_the_agents_p99() {
 
     // The bucket the agent's p99 lies in (HdrHistogram's 0.1 % resolution
     // allowed at its edges) must hold Prometheus' interpolated answer.
-    let bounds: Vec<f64> = exposition
-        .lines()
-        .filter(|l| {
-            l.starts_with(
-                "infraqual_fsync_latency_seconds_bucket{node=\"prom-1\",metric=\"fdatasync\"",
-            )
-        })
-        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse().ok())
-        .collect();
     let p99 = p99_ns as f64 / 1e9;
-    let upper_index = bounds
-        .iter()
-        .position(|&b| p99 <= b * 1.001)
-        .unwrap_or(bounds.len());
-    let lower = if upper_index == 0 {
-        0.0
-    } else {
-        bounds[upper_index - 1]
-    };
-    let upper = bounds.get(upper_index).copied().unwrap_or(f64::INFINITY);
+    let (lower, upper) = bucket_around(
+        &exposition,
+        "infraqual_fsync_latency_seconds_bucket{node=\"prom-1\",metric=\"fdatasync\"",
+        p99,
+    );
     eprintln!(
         "agent p99 {p99} s, histogram_quantile {from_prometheus} s, bucket ({lower}, {upper}]"
     );

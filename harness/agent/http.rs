@@ -34,6 +34,7 @@ pub struct AgentState {
     /// Host names accepted besides IP literals and localhost.
     pub allowed_hosts: Vec<String>,
     pub jobs: Jobs,
+    pub soaks: super::soak::Soaks,
     pub node: String,
     pub profile: Profile,
     pub echo_port: Option<u16>,
@@ -41,9 +42,9 @@ pub struct AgentState {
     pub identity: super::identity::Identity,
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
+pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
@@ -54,7 +55,7 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Reply {
     resp
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     json(
         status,
         &ApiError {
@@ -97,7 +98,11 @@ async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> 
         return resp;
     };
     let path = req.uri().path().to_string();
-    if path == "/v1/jobs" || path.starts_with("/v1/jobs/") || path == "/v1/targets" {
+    if path == "/v1/jobs"
+        || path.starts_with("/v1/jobs/")
+        || path == "/v1/targets"
+        || path.starts_with(super::soak_routes::PREFIX)
+    {
         if let Err(refusal) = gate::check_not_browser(req.headers()) {
             return error(StatusCode::FORBIDDEN, refusal.to_string());
         }
@@ -119,6 +124,9 @@ async fn route(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/v1/inventory") => inventory(state).await,
         (Method::POST, "/v1/jobs") => start_job(state, peer, req).await,
         (Method::POST, "/v1/targets") => register_targets(state, peer, req).await,
+        (_, p) if p.starts_with(super::soak_routes::PREFIX) => {
+            super::soak_routes::route(state, peer, req).await
+        }
         (Method::GET, "/metrics") => {
             let mut resp = Response::new(Full::new(Bytes::from(metrics::render(
                 &state.jobs,
@@ -250,21 +258,22 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     }
 }
 
+/// A small JSON body as `T`; `what` names it in the 400 (`invalid {what}`).
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T, Reply> {
+    let body = read_body(req).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
+}
+
 /// A coordinator allows the addresses of its plan's other agents as rtt
 /// and mtu targets, for the time its run may take.
 async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let registration: TargetRegistration = match serde_json::from_slice(&body) {
+    let registration: TargetRegistration = match read_json(req, "registration").await {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid registration: {e}"),
-            )
-        }
+        Err(reply) => return reply,
     };
     let ttl =
         std::time::Duration::from_millis(registration.ttl_ms).min(super::targets::MAX_REGISTRATION);
@@ -298,13 +307,9 @@ async fn register_targets(state: &AgentState, peer: SocketAddr, req: Request<Inc
 }
 
 async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>) -> Reply {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let job: JobRequest = match serde_json::from_slice(&body) {
+    let job: JobRequest = match read_json(req, "job request").await {
         Ok(job) => job,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job request: {e}")),
+        Err(reply) => return reply,
     };
     let (probe, params) = (job.probe, job.params.to_string());
     let started = state.jobs.start(job);
@@ -318,10 +323,17 @@ async fn start_job(state: &AgentState, peer: SocketAddr, req: Request<Incoming>)
     );
     match started {
         Ok(id) => json(StatusCode::CREATED, &JobCreated { id }),
-        Err(StartError::BadRequest(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(StartError::Forbidden(m)) => error(StatusCode::FORBIDDEN, m),
-        Err(StartError::Busy(m)) => error(StatusCode::CONFLICT, m),
-        Err(StartError::Full(m)) => {
+        Err(e) => refusal(e),
+    }
+}
+
+/// The answer to a job or soak the agent would not start.
+pub(super) fn refusal(e: StartError) -> Reply {
+    match e {
+        StartError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
+        StartError::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
+        StartError::Busy(m) => error(StatusCode::CONFLICT, m),
+        StartError::Full(m) => {
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, m);
             resp.headers_mut().insert(
                 hyper::header::RETRY_AFTER,

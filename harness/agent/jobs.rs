@@ -222,7 +222,7 @@ impl Jobs {
 
     /// Opens `dir` beneath an allowed root, once; the probe works from the
     /// handle, so nothing swapped in later changes where it writes.
-    fn resolve_allowed(&self, dir: &Path) -> Result<DirHandle, StartError> {
+    pub(super) fn resolve_allowed(&self, dir: &Path) -> Result<DirHandle, StartError> {
         if self.allow_dirs.is_empty() {
             return Err(StartError::Forbidden(format!(
                 "{}: this agent allows no directories (start it with --allow-dir)",

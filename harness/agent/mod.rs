@@ -8,6 +8,8 @@ mod http;
 mod identity;
 mod jobs;
 mod metrics;
+mod soak;
+mod soak_routes;
 mod targets;
 mod tls;
 mod totals;
@@ -16,7 +18,7 @@ use auth::Credentials;
 pub use auth::{generate as generate_token, Token};
 pub use identity::IdentityArgs;
 pub use targets::Cidr;
-pub use tls::client_config as tls_client_config;
+pub use tls::{client_config as tls_client_config, ClientIdentity};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +71,10 @@ pub struct AgentArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate one of
+    /// them signed (mutual TLS); needs --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
     /// A directory the fsync probe may write in (repeatable); none: no writes.
     #[arg(long = "allow-dir", value_name = "DIR")]
     pub allow_dirs: Vec<PathBuf>,
@@ -140,8 +146,13 @@ impl AgentConfig {
                 bail!("--netns {ns}: no such network namespace (see `ip netns list`)");
             }
         }
+        if args.client_ca.is_some() && args.tls_cert.is_none() {
+            bail!("--client-ca needs --tls-cert and --tls-key: client certificates travel only over TLS");
+        }
         let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            (Some(cert), Some(key)) => {
+                Some(tls::server_config(cert, key, args.client_ca.as_deref())?)
+            }
             _ => None,
         };
         let profile = load_profile(&args.profile)?;
@@ -172,6 +183,7 @@ impl AgentConfig {
                 echo_nonces,
                 allowed_hosts: args.allow_hosts.clone(),
                 jobs,
+                soaks: soak::Soaks::default(),
                 node,
                 profile,
                 echo_port: echo.as_ref().map(EchoResponder::port),

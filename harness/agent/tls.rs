@@ -31,11 +31,28 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     })
 }
 
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+/// The agent's TLS; with `client_ca` every client must present a
+/// certificate that CA signed (mutual TLS), or the handshake fails.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
+        .context("TLS protocol versions")?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = roots(ca).context("--client-ca")?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .with_context(|| format!("--client-ca {}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(read_certs(cert)?, read_key(key)?)
         .with_context(|| {
             format!(
@@ -47,19 +64,49 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// A client that trusts exactly the CA certificates in `ca_file`.
-pub fn client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>> {
+fn roots(ca_file: &Path) -> Result<Arc<rustls::RootCertStore>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in read_certs(ca_file)? {
         roots
             .add(cert)
             .with_context(|| format!("{}: unusable CA certificate", ca_file.display()))?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    Ok(Arc::new(roots))
+}
+
+/// The certificate and key a coordinator shows agents that check client
+/// certificates (a plan's `client_cert` and `client_key`).
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// A client that trusts exactly the CA certificates in `ca_file` and,
+/// given an identity, presents it to agents that ask for one.
+pub fn client_config(
+    ca_file: &Path,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots(ca_file)?);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => builder
+            .with_client_auth_cert(
+                read_certs(&id.cert).context("client_cert")?,
+                read_key(&id.key).context("client_key")?,
+            )
+            .with_context(|| {
+                format!(
+                    "client_cert {} / client_key {}: the key does not fit the certificate",
+                    id.cert.display(),
+                    id.key.display()
+                )
+            })?,
+    };
     Ok(Arc::new(config))
 }
 
@@ -83,8 +130,9 @@ mod tests {
             .unwrap();
         let cert_path = write(dir.path(), "cert.pem", &cert.pem());
         let key_path = write(dir.path(), "key.pem", &key.serialize_pem());
-        assert!(server_config(&cert_path, &key_path).is_ok());
-        assert!(client_config(&cert_path).is_ok());
+        assert!(server_config(&cert_path, &key_path, None).is_ok());
+        assert!(server_config(&cert_path, &key_path, Some(&cert_path)).is_ok());
+        assert!(client_config(&cert_path, None).is_ok());
 
         let e = format!("{:#}", read_key(&cert_path).unwrap_err());
         assert!(e.contains("cert.pem: no private key in the file"), "{e}");

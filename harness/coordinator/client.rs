@@ -194,6 +194,18 @@ fn causes(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
+/// An agent started with `--client-ca` refuses a coordinator without a
+/// client certificate by a TLS alert; say what the plan lacks.
+fn with_tls_hint(message: String) -> String {
+    if message.contains("CertificateRequired") {
+        format!(
+            "{message} (the agent checks client certificates: give its plan entry client_cert and client_key)"
+        )
+    } else {
+        message
+    }
+}
+
 pub struct AgentClient {
     pub name: String,
     url: String,
@@ -221,7 +233,7 @@ impl AgentClient {
         let scheme = agent.url.scheme_str().unwrap_or("http");
         let tls = if scheme == "https" {
             let config = match &agent.ca_file {
-                Some(ca) => crate::agent::tls_client_config(ca)
+                Some(ca) => crate::agent::tls_client_config(ca, agent.client_identity.as_ref())
                     .with_context(|| format!("agent {}", agent.name))?,
                 None => anyhow::bail!(
                     "agent {}: an https url needs ca_file (the CA that signed the agent's certificate)",
@@ -292,7 +304,7 @@ impl AgentClient {
                         message: causes(&e),
                     }
                 } else {
-                    self.err_transport(causes(&e))
+                    self.err_transport(with_tls_hint(causes(&e)))
                 }
             })?;
         let status = resp.status();
@@ -432,6 +444,7 @@ mod tests {
             url: url.parse().unwrap(),
             token: token.map(str::to_string),
             ca_file: None,
+            client_identity: None,
             labels: Default::default(),
             addresses: Default::default(),
             echo_ports: Default::default(),
@@ -486,5 +499,48 @@ mod tests {
         assert!(matches!(e, ClientError::Connect { .. }), "{e:?}");
         assert!(e.is_unreachable());
         assert!(e.to_string().contains("refused"), "{e}");
+    }
+
+    /// An agent that answers its first request and dies after reading the
+    /// second, on the same kept-alive connection: what a coordinator
+    /// polling a job sees when the agent is killed under a poll.
+    async fn agent_dying_under_the_second_request() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut stream = BufReader::new(stream);
+            for answered in [true, false] {
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                if answered {
+                    let body = r#"{"ok":true}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                }
+            }
+            drop(listener);
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_unreachable() {
+        let url = agent_dying_under_the_second_request().await;
+        let client = client_for(&url, Some("s3cret"));
+        get_health(&client).await;
+        let e = client
+            .get::<serde_json::Value>("/v1/jobs/x")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("closed"), "{e}");
+        assert!(e.is_unreachable(), "{e:?}");
     }
 }

@@ -62,17 +62,9 @@ pub async fn run_job(
     loop {
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(max_poll);
-        if cancel.is_cancelled() {
-            let _ = client.delete(&path).await;
-            return Err(JobError::Cancelled);
-        }
-        if started.elapsed() > give_up {
-            let _ = client.delete(&path).await;
-            return Err(JobError::Probe(format!(
-                "{probe} on {} did not finish within {} s",
-                client.name,
-                give_up.as_secs()
-            )));
+        let what = || format!("{probe} on {}", client.name);
+        if let Some(stop) = stop_if_over(client, &path, cancel, started, give_up, what).await {
+            return Err(stop);
         }
         match client.get::<JobStatus>(&path).await {
             Ok(status) => {
@@ -102,6 +94,31 @@ pub async fn run_job(
             Err(e) => return Err(classify(e)),
         }
     }
+}
+
+/// Between two polls of something long running on an agent at `path`: a
+/// cancelled coordinator or one past `give_up` cancels it there and stops.
+pub(super) async fn stop_if_over(
+    client: &AgentClient,
+    path: &str,
+    cancel: &CancelToken,
+    started: Instant,
+    give_up: Duration,
+    what: impl FnOnce() -> String,
+) -> Option<JobError> {
+    if cancel.is_cancelled() {
+        let _ = client.delete(path).await;
+        return Some(JobError::Cancelled);
+    }
+    if started.elapsed() > give_up {
+        let _ = client.delete(path).await;
+        return Some(JobError::Probe(format!(
+            "{} did not finish within {} s",
+            what(),
+            give_up.as_secs()
+        )));
+    }
+    None
 }
 
 fn classify(e: ClientError) -> JobError {

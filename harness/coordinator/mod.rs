@@ -4,12 +4,15 @@
 //! that fails is reported and skipped; the others finish.
 
 mod client;
+mod client_identity;
 mod collector;
 mod discovery;
 mod job;
 mod peers;
 pub mod plan;
 mod rounds;
+mod soak;
+mod soak_plan;
 mod tasks;
 
 use std::collections::{BTreeMap, HashSet};
@@ -106,6 +109,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         watch,
         echo_nonce: crate::agent::generate_token()?,
         rounds: rounds::Book::default(),
+        bundle_dir: dir.clone(),
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -150,12 +154,17 @@ struct Orchestra {
     echo_nonce: String,
     /// Rounds of probes the plan runs more than once, until merged.
     rounds: rounds::Book,
+    /// Where a fleet soak's per-node interval logs go.
+    bundle_dir: PathBuf,
 }
 
 impl Orchestra {
     async fn run(&self) {
         self.connect().await;
         self.phase(inventory::NAME, &json!({})).await;
+        if let Some(soak) = &self.plan.soak {
+            self.soak_phase(soak, &self.bundle_dir).await;
+        }
         self.run_rounds().await;
     }
 

@@ -44,6 +44,8 @@ struct PlanFile {
     rounds: Option<Spanned<toml::Value>>,
     #[serde(default)]
     probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
+    #[serde(default)]
+    soak: Option<Spanned<super::soak_plan::SoakEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,10 @@ struct AgentEntry {
     #[serde(default)]
     ca_file: Option<Spanned<String>>,
     #[serde(default)]
+    client_cert: Option<Spanned<String>>,
+    #[serde(default)]
+    client_key: Option<Spanned<String>>,
+    #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
     addresses: BTreeMap<String, Spanned<String>>,
@@ -67,6 +73,9 @@ pub struct AgentPlan {
     pub url: hyper::Uri,
     pub token: Option<String>,
     pub ca_file: Option<PathBuf>,
+    /// The certificate the coordinator shows an agent that checks client
+    /// certificates (`infraqual agent --client-ca`).
+    pub client_identity: Option<crate::agent::ClientIdentity>,
     pub labels: BTreeMap<String, String>,
     pub addresses: BTreeMap<String, std::net::IpAddr>,
     /// Echo port per path when another agent of the node answers there
@@ -93,6 +102,8 @@ pub struct Plan {
     pub probes: Vec<(ProbeName, Value)>,
     /// How many complete runs of each probe (`rounds`; 1 when unset).
     pub rounds: BTreeMap<ProbeName, u32>,
+    /// `[soak]`: the agents soak instead of running probes.
+    pub soak: Option<super::soak_plan::SoakPlan>,
 }
 
 pub(super) struct Locator<'a> {
@@ -219,6 +230,13 @@ impl Plan {
                 }
                 None => None,
             };
+            let client_identity = super::client_identity::parse(
+                &loc,
+                base,
+                ca_file.as_deref(),
+                a.client_cert.as_ref(),
+                a.client_key.as_ref(),
+            )?;
             let mut addresses = BTreeMap::new();
             for (path_name, addr) in &a.addresses {
                 let ip = addr.get_ref().parse().map_err(|_| {
@@ -234,6 +252,7 @@ impl Plan {
                 url,
                 token,
                 ca_file,
+                client_identity,
                 labels: a.labels.clone(),
                 addresses,
                 echo_ports: BTreeMap::new(),
@@ -270,6 +289,11 @@ impl Plan {
             probes.push((probe, params));
         }
         probes.sort_by_key(|(p, _)| *p);
+        let soak = raw
+            .soak
+            .as_ref()
+            .map(|s| super::soak_plan::SoakPlan::parse(s, &loc, !probes.is_empty()))
+            .transpose()?;
 
         Ok(Plan {
             path: PathBuf::from(file),
@@ -282,6 +306,7 @@ impl Plan {
             discover,
             probes,
             rounds,
+            soak,
         })
     }
 
@@ -315,6 +340,9 @@ impl Plan {
         });
         if let (Some(d), Some(map)) = (&self.discover, plan.as_object_mut()) {
             map.insert("discover".into(), d.as_json());
+        }
+        if let (Some(s), Some(map)) = (&self.soak, plan.as_object_mut()) {
+            map.insert("soak".into(), s.as_json());
         }
         plan
     }

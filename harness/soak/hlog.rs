@@ -100,12 +100,8 @@ impl HlogWriter {
             file,
         };
         if text.is_empty() {
-            let start = epoch_seconds(now);
-            let stamp = infraqual_probes::timestamp::rfc3339_seconds(now);
-            writer.append(&format!(
-                "#[Histogram log format version 1.3]\n#[StartTime: {start:.3} (seconds since epoch), {stamp}]\n#[BaseTime: {start:.3} (seconds since epoch)]\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
-            ))?;
-            text = format!("#[StartTime: {start:.3} ");
+            text = header(now);
+            writer.append(&text)?;
         }
         let contents = parse(&text).with_context(|| format!("reading {}", path.display()))?;
         Ok((writer, contents))
@@ -125,24 +121,42 @@ impl HlogWriter {
         facts: &IntervalFacts,
         series: &[(String, LatencyHistogram)],
     ) -> Result<()> {
-        let mut text = format!(
-            "{FACTS_PREFIX}{}]\n",
-            serde_json::to_string(facts).context("encoding interval facts")?
-        );
-        for (tag, hist) in series {
-            if tag.contains([',', ' ', '\n']) {
-                bail!("hlog tag `{tag}` has a comma or whitespace");
-            }
-            text.push_str(&format!(
-                "Tag={tag},{:.3},{:.3},{:.3},{}\n",
-                facts.start,
-                facts.length,
-                hist.max() as f64 / MAX_VALUE_UNIT_RATIO,
-                hist.to_base64().context("encoding an interval histogram")?
-            ));
-        }
-        self.append(&text)
+        self.append(&interval_text(facts, series)?)
     }
+}
+
+/// A new log's header, its StartTime `now`.
+pub fn header(now: SystemTime) -> String {
+    let start = epoch_seconds(now);
+    let stamp = infraqual_probes::timestamp::rfc3339_seconds(now);
+    format!(
+        "#[Histogram log format version 1.3]\n#[StartTime: {start:.3} (seconds since epoch), {stamp}]\n#[BaseTime: {start:.3} (seconds since epoch)]\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
+    )
+}
+
+/// One interval as the log holds it: its facts comment and a tagged line
+/// per series.
+pub fn interval_text(
+    facts: &IntervalFacts,
+    series: &[(String, LatencyHistogram)],
+) -> Result<String> {
+    let mut text = format!(
+        "{FACTS_PREFIX}{}]\n",
+        serde_json::to_string(facts).context("encoding interval facts")?
+    );
+    for (tag, hist) in series {
+        if tag.contains([',', ' ', '\n']) {
+            bail!("hlog tag `{tag}` has a comma or whitespace");
+        }
+        text.push_str(&format!(
+            "Tag={tag},{:.3},{:.3},{:.3},{}\n",
+            facts.start,
+            facts.length,
+            hist.max() as f64 / MAX_VALUE_UNIT_RATIO,
+            hist.to_base64().context("encoding an interval histogram")?
+        ));
+    }
+    Ok(text)
 }
 
 /// Reads a log this module wrote (or one in the same format with facts).
@@ -152,7 +166,8 @@ pub fn read(path: &Path) -> Result<LogContents> {
     parse(&text).with_context(|| format!("reading {}", path.display()))
 }
 
-fn parse(text: &str) -> Result<LogContents> {
+/// Parses a log's text (what `header` and `interval_text` wrote).
+pub fn parse(text: &str) -> Result<LogContents> {
     let mut start_time = None;
     let mut intervals: Vec<Interval> = Vec::new();
     for (n, line) in text.lines().enumerate() {

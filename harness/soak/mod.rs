@@ -151,7 +151,7 @@ pub fn run(args: &SoakArgs) -> Result<Outcome> {
         sweep_dead_fsync_dirs(dir);
     }
     let profile = load_profile(&args.run.profile)?;
-    let steps = steps(args, &schedule);
+    let steps = paced_steps(&schedule, args.dir.as_deref(), &args.peers);
     let (mut log, before) = HlogWriter::open(&args.log, SystemTime::now())?;
     let mut ctx = ProbeContext::new(&args.run.node, profile.clone());
     ctx.cancel = signals::cancel_on_signals();
@@ -273,8 +273,13 @@ fn epoch_seconds(at: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The paced probe runs of one interval.
-fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
+/// The paced probe runs of one interval: steal, rtt to `peers`, and fsync
+/// in `dir`.
+pub fn paced_steps(
+    schedule: &Schedule,
+    dir: Option<&std::path::Path>,
+    peers: &[Peer],
+) -> Vec<(ProbeName, Value)> {
     let slice = HumanDuration(schedule.slice).to_string();
     let mut steal = json!({ "duration": slice, "interval": "1s" });
     // One busy thread on one CPU keeps the soak light; a neighbour that
@@ -283,9 +288,8 @@ fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
         steal["cpus"] = json!(cpu.to_string());
     }
     let mut steps = vec![(infraqual_probes::steal::NAME, steal)];
-    if !args.peers.is_empty() {
-        let targets: Vec<Value> = args
-            .peers
+    if !peers.is_empty() {
+        let targets: Vec<Value> = peers
             .iter()
             .map(|p| json!({ "node": p.node, "address": p.addr.ip(), "port": p.addr.port() }))
             .collect();
@@ -297,13 +301,13 @@ fn steps(args: &SoakArgs, schedule: &Schedule) -> Vec<(ProbeName, Value)> {
                 "rate": RTT_RATE_PER_SEC,
                 // Both kinds to every peer share one slice.
                 "count": (RTT_RATE_PER_SEC as u64 * schedule.slice.as_secs()
-                    / (2 * args.peers.len() as u64))
+                    / (2 * peers.len() as u64))
                     .max(10),
                 "time_limit": HumanDuration(schedule.slice * 2).to_string(),
             }),
         ));
     }
-    if let Some(dir) = &args.dir {
+    if let Some(dir) = dir {
         steps.push((
             infraqual_probes::fsync::NAME,
             json!({
@@ -328,7 +332,7 @@ fn first_allowed_cpu() -> Option<u32> {
 
 /// Moves a slice's histograms, judged checks and timeline numbers into the
 /// interval's record.
-fn collect(
+pub fn collect(
     result: &ProbeResult,
     facts: &mut IntervalFacts,
     series: &mut Vec<(String, infraqual_probes::LatencyHistogram)>,
