@@ -83,15 +83,63 @@ fn usage_error(err: clap::Error) -> ExitCode {
             Outcome::Incomplete.into()
         }
         _ => {
-            let rendered = err.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("infraqual: error: {first} (see --help)");
+            let line = one_line(&err.render().to_string());
+            eprintln!("infraqual: error: {line} (see --help)");
             Outcome::Incomplete.into()
         }
+    }
+}
+
+/// clap's message in one line. Some messages end their first line with a
+/// colon and list what they mean on the indented lines below ("the
+/// following required arguments were not provided:"); that list is the
+/// part a user needs, so it joins the line.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .trim_end();
+    if !first.ends_with(':') {
+        return first.to_string();
+    }
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') || l.starts_with('\t'))
+        .map(str::trim)
+        .collect();
+    format!("{first} {}", listed.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_required_argument_is_named_on_the_one_line() {
+        let err = Cli::try_parse_from([
+            "infraqual",
+            "agent",
+            "--listen",
+            "127.0.0.1:1",
+            "--token-file",
+            "t",
+            "--tls-key",
+            "k",
+        ])
+        .err()
+        .expect("--tls-key needs --tls-cert");
+        let line = one_line(&err.render().to_string());
+        assert!(line.contains("--tls-cert"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_one_line_message_stays_as_it_is() {
+        assert_eq!(
+            one_line("error: unexpected argument 'x' found\n\nUsage: infraqual\n"),
+            "unexpected argument 'x' found"
+        );
     }
 }
 
