@@ -100,6 +100,11 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         stdout.contains("etcd_disk_wal_fsync_duration_seconds"),
         "{stdout}"
     );
+    // The model was given etcd's own request time, measured on tmpfs.
+    assert!(
+        stdout.contains("etcd request time (single member on tmpfs"),
+        "{stdout}"
+    );
 
     assert!(
         !PathBuf::from(STATE_DIR).exists(),
@@ -109,7 +114,13 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         !PathBuf::from(DATA_DIR).exists(),
         "data directories removed"
     );
+    let request_time_dir = "/dev/shm/bench-etcd-test-request-time";
+    assert!(
+        !PathBuf::from(request_time_dir).exists(),
+        "request-time data removed"
+    );
     assert_eq!(processes_mentioning(DATA_DIR), Vec::<String>::new());
+    assert_eq!(processes_mentioning(request_time_dir), Vec::<String>::new());
     assert_eq!(lab_namespaces(&stdout), Vec::<String>::new());
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(DATA_DIR), "no mount left");
