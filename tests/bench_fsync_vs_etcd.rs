@@ -6,10 +6,14 @@
 //! close the ratios are to 1 is a figure the bench prints, not asserted
 //! here: the machine is shared and noisy.
 
-use std::net::TcpListener;
+mod common;
+
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{free_port, processes_mentioning};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-fsync-vs-etcd")
@@ -32,33 +36,11 @@ fn short_bench(dir: &Path) -> Command {
     cmd
 }
 
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(needle) {
-            found.push(text);
-        }
-    }
-    found
-}
-
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What a bench killed with SIGKILL leaves: its work directory (named after
@@ -146,7 +128,11 @@ fn short_bench_prints_both_ratios_and_sweeps_a_killed_runs_leftovers() {
 fn interrupted_bench_stops_etcd_and_removes_its_directory() {
     let dir = disk_dir("interrupted");
     let mut cmd = short_bench(dir.path());
+    // Its own process group, interrupted as a terminal's Ctrl-C does: the
+    // whole group gets SIGINT (bash alone would wait out a child that
+    // survives it and carry on).
     let mut bench = cmd
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -166,7 +152,7 @@ fn interrupted_bench_stops_etcd_and_removes_its_directory() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let pid = std::fs::read_to_string(work.join("etcd.pid")).unwrap();
-    let rc = unsafe { libc::kill(bench.id() as i32, libc::SIGINT) };
+    let rc = unsafe { libc::kill(-(bench.id() as i32), libc::SIGINT) };
     assert_eq!(rc, 0);
     let status = bench.wait().unwrap();
     assert!(

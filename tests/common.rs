@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: run the real binary, capture output.
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -98,4 +99,29 @@ pub fn assert_one_line_error(r: &Run, needle: &str) {
         "error line should mention `{needle}`: {}",
         lines[0]
     );
+}
+
+/// Command lines of running processes that contain `needle` (cargo's own
+/// excluded: it names the test binaries' paths).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) && !text.contains("cargo") {
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

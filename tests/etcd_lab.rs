@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::processes_mentioning;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,20 +24,6 @@ fn field(line: &str, name: &str) -> u64 {
         .find_map(|w| w.strip_prefix(&format!("{name}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} in {line}"))
-}
-
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(needle) && !text.contains("cargo") {
-            found.push(text);
-        }
-    }
-    found
 }
 
 fn lab_namespaces(log: &str) -> Vec<String> {
