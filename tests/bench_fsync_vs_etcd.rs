@@ -137,19 +137,20 @@ fn interrupted_bench_stops_etcd_and_removes_its_directory() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Interrupt once etcd runs (its pid file is written right after it starts).
+    // Interrupt once the load runs (etcd started, check perf writing its
+    // output): the step a $(...) subshell once carried through a Ctrl-C.
     let deadline = Instant::now() + Duration::from_secs(60);
     let work = loop {
         let found = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.join("etcd.pid").is_file());
+            .find(|p| p.join("check-perf-1.txt").is_file());
         if let Some(work) = found {
             break work;
         }
-        assert!(Instant::now() < deadline, "etcd never started");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "the load never started");
+        std::thread::sleep(Duration::from_millis(20));
     };
     let pid = std::fs::read_to_string(work.join("etcd.pid")).unwrap();
     let rc = unsafe { libc::kill(-(bench.id() as i32), libc::SIGINT) };
