@@ -65,6 +65,30 @@ pub fn verdict_row(node: &str, v: &Verdict) -> Vec<String> {
 
 pub const VERDICT_HEADER: [&str; 6] = ["node", "check", "observed", "threshold", "status", "note"];
 
+/// The fio recipe's figure an etcd-wal fsync result carries beside its
+/// judged p99: a row of the verdict table with status REF, not a verdict.
+pub fn reference_row(result: &ProbeResult) -> Option<Vec<String>> {
+    use infraqual_probes::fsync::reference;
+    if result.probe != infraqual_probes::fsync::NAME {
+        return None;
+    }
+    let fact = result.facts.get(reference::FACT)?;
+    let ns = |key: &str| fact.get(key).and_then(serde_json::Value::as_f64);
+    let (p99, mean) = (ns("p99_ns")?, ns("mean_ns")?);
+    Some(vec![
+        result.node.clone(),
+        "fsync.fio_recipe.p99".into(),
+        format::value(p99, "ns"),
+        "-".into(),
+        "REF".into(),
+        format!(
+            "fio's etcd recipe (mean {}), the community reference, not judged: {}",
+            format::value(mean, "ns"),
+            reference::WHY
+        ),
+    ])
+}
+
 /// Human summary of one probe result: metrics, verdicts, warnings.
 pub fn probe_summary(result: &ProbeResult) -> String {
     let mut out = String::new();
@@ -108,6 +132,7 @@ pub fn probe_summary(result: &ProbeResult) -> String {
             .verdicts
             .iter()
             .map(|v| verdict_row(&result.node, v))
+            .chain(reference_row(result))
             .collect();
         out.push_str(&render(&VERDICT_HEADER, &rows));
     }

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: run the real binary, capture output.
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -108,4 +109,29 @@ pub fn probe_result<'a>(node: &'a serde_json::Value, probe: &str) -> &'a serde_j
         .iter()
         .find(|r| r["probe"] == probe)
         .unwrap_or_else(|| panic!("a {probe} result in {node}"))
+}
+
+/// Command lines of running processes that contain `needle` (cargo's own
+/// excluded: it names the test binaries' paths).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) && !text.contains("cargo") {
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -150,3 +150,50 @@ fn bad_input_exits_2_with_one_line() {
     let missing = tmp.path().join("missing");
     assert_one_line_error(&run(&["etcd", missing.to_str().unwrap()]), "run.json");
 }
+
+#[test]
+fn measured_request_time_is_added_and_named_with_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    oslo_frankfurt(&dir);
+    let d = dir.to_str().unwrap();
+    let times = tmp.path().join("request-time.txt");
+    let lines: String = (0..500).map(|_| "1000000\n").collect();
+    std::fs::write(&times, format!("# single etcd on tmpfs\n{lines}")).unwrap();
+    let t = times.to_str().unwrap();
+
+    let r = run(&["etcd", d, "--request-time", t]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("plus etcd's own request time, one draw per put: p50 1.00 ms"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("500 puts"), "{}", r.stdout);
+    assert!(r.stdout.contains(t), "the source is named: {}", r.stdout);
+    let j = run(&["etcd", d, "--request-time", t, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    // oslo-2 leads at 2 ms (prints_placements_best_leader_flags_and_verdicts),
+    // plus the constant 1 ms.
+    let best = &v["placements"][0]["leaders"][0];
+    assert_eq!(best["leader"], "oslo-2");
+    let p50 = best["p50_ns"].as_f64().unwrap();
+    assert!((p50 - 3e6).abs() <= 3e6 * 0.002, "{best}");
+    assert_eq!(v["request_time"]["puts"], 500);
+
+    std::fs::write(&times, "1000000\nfast\n").unwrap();
+    assert_one_line_error(
+        &run(&["etcd", d, "--request-time", t]),
+        "line 2: `fast` is not a put latency in nanoseconds",
+    );
+    std::fs::write(&times, "1000000\n").unwrap();
+    assert_one_line_error(
+        &run(&["etcd", d, "--request-time", t]),
+        "1 put latencies; at least 100 are needed",
+    );
+    assert_one_line_error(
+        &run(&["etcd", d, "--request-time", "/nonexistent/rt.txt"]),
+        "--request-time",
+    );
+}

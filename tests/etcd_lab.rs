@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::processes_mentioning;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,20 +24,6 @@ fn field(line: &str, name: &str) -> u64 {
         .find_map(|w| w.strip_prefix(&format!("{name}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} in {line}"))
-}
-
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(needle) && !text.contains("cargo") {
-            found.push(text);
-        }
-    }
-    found
 }
 
 fn lab_namespaces(log: &str) -> Vec<String> {
@@ -100,6 +88,11 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         stdout.contains("etcd_disk_wal_fsync_duration_seconds"),
         "{stdout}"
     );
+    // The model was given etcd's own request time, measured on tmpfs.
+    assert!(
+        stdout.contains("etcd request time (single member on tmpfs"),
+        "{stdout}"
+    );
 
     assert!(
         !PathBuf::from(STATE_DIR).exists(),
@@ -109,7 +102,13 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         !PathBuf::from(DATA_DIR).exists(),
         "data directories removed"
     );
+    let request_time_dir = "/dev/shm/bench-etcd-test-request-time";
+    assert!(
+        !PathBuf::from(request_time_dir).exists(),
+        "request-time data removed"
+    );
     assert_eq!(processes_mentioning(DATA_DIR), Vec::<String>::new());
+    assert_eq!(processes_mentioning(request_time_dir), Vec::<String>::new());
     assert_eq!(lab_namespaces(&stdout), Vec::<String>::new());
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(DATA_DIR), "no mount left");

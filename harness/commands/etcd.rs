@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use infraqual_probes::Status;
 use infraqual_reports::bundle;
-use infraqual_reports::etcd::{self, text, Options};
+use infraqual_reports::etcd::{self, text, Options, RequestTime};
 
 use crate::exit::Outcome;
 
@@ -28,6 +28,13 @@ pub struct EtcdArgs {
     /// Seed of the draws (same seed, same figures).
     #[arg(long, value_name = "N", default_value_t = etcd::DEFAULT_SEED)]
     pub seed: u64,
+    /// etcd's own request time, measured: put latencies in nanoseconds, one
+    /// per line, of a single etcd with its data directory on tmpfs and the
+    /// client on loopback (scripts/bench-etcd-cluster writes one). Each
+    /// predicted put adds a draw of it; without, the prediction is the
+    /// commit alone.
+    #[arg(long, value_name = "FILE")]
+    pub request_time: Option<PathBuf>,
     /// Print the prediction as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -40,8 +47,18 @@ pub fn run(args: &EtcdArgs) -> Result<Outcome> {
         samples: args.samples,
         seed: args.seed,
     };
-    let prediction = etcd::predict(&record, args.members.as_deref(), &record.profile, options)
-        .with_context(|| format!("{}: no etcd prediction", args.run_dir.display()))?;
+    let request_time = match &args.request_time {
+        Some(path) => Some(RequestTime::read(path).context("--request-time")?),
+        None => None,
+    };
+    let prediction = etcd::predict_with_request_time(
+        &record,
+        args.members.as_deref(),
+        &record.profile,
+        options,
+        request_time.as_ref(),
+    )
+    .with_context(|| format!("{}: no etcd prediction", args.run_dir.display()))?;
     if args.json {
         println!(
             "{}",

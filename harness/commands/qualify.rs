@@ -325,6 +325,7 @@ pub fn print_summary(record: &infraqual_reports::bundle::RunRecord) {
             for v in &result.verdicts {
                 rows.push(table::verdict_row(&node.name, v));
             }
+            rows.extend(table::reference_row(result));
         }
         for e in &node.errors {
             rows.push(vec![

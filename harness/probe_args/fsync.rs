@@ -40,6 +40,10 @@ pub struct FsyncArgs {
     /// etcd-wal: bytes per preallocated segment.
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(fsync::ETCD_SEGMENT_BYTES))]
     pub segment_size: ByteSize,
+    /// etcd-wal: afterwards run fio's etcd recipe on the same directory and
+    /// record it beside the judged figure (the community reference, not judged).
+    #[arg(long)]
+    pub fio_reference: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -89,6 +93,7 @@ impl ProbeArgs for FsyncArgs {
             allow_volatile: self.allow_volatile,
             entries_per_sync: self.entries_per_sync,
             segment_size: self.segment_size,
+            fio_reference: self.fio_reference,
         };
         serde_json::to_value(params).context("fsync parameters")
     }

@@ -10,6 +10,7 @@ mod guard;
 pub mod leftovers;
 mod params;
 mod recorder;
+pub mod reference;
 mod rounds;
 mod segment;
 #[cfg(test)]
@@ -63,16 +64,25 @@ impl Probe for Fsync {
     }
 
     fn deadline(params: &Params) -> Duration {
-        match (params.duration, params.rate) {
+        let recipe = if params.fio_reference {
+            deadline_for_duration(params::DEFAULT_TIME_LIMIT)
+        } else {
+            Duration::ZERO
+        };
+        let own = match (params.duration, params.rate) {
             (Some(d), _) => deadline_for_duration(d.0),
             (None, Some(rate)) => {
                 let syncs = params.size.0 as f64 / params.block_size.0.max(1) as f64;
                 deadline_for_duration(Duration::from_secs_f64(syncs / rate)).max(DEADLINE_UNKNOWN)
             }
             (None, None) => DEADLINE_UNKNOWN,
-        }
+        };
+        own.saturating_add(recipe)
     }
 
+    /// fio's etcd recipe: against a real etcd's own WAL fsync it was the
+    /// closer of the two modes in scripts/bench-fsync-vs-etcd (see the
+    /// README's "Does the fsync check predict etcd?").
     fn qualify_params(opts: &QualifyOptions<'_>) -> Params {
         let mut params = Params::for_dir(opts.dir);
         if opts.quick {
@@ -159,6 +169,9 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     }
 
     add_measurements(&mut result, params, &storage, &rec, &outcome)?;
+    if params.fio_reference {
+        reference::measure_and_add(params, handle, ctx, &mut result)?;
+    }
     let p99 = rec.fdatasync.value_at_quantile(0.99);
     judge(
         &mut result,
@@ -235,6 +248,9 @@ fn add_measurements(
     outcome: &Outcome,
 ) -> Result<(), ProbeError> {
     result.metric("fdatasync", &rec.fdatasync, "ns")?;
+    if let Some(each) = &rec.fdatasync_each {
+        result.metric("fdatasync_each", each, "ns")?;
+    }
     result.metric("write", &rec.write, "ns")?;
     if let Some(rollover) = &outcome.rollover {
         result.metric("rollover", rollover, "ns")?;

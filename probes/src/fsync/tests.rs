@@ -203,6 +203,8 @@ fn duration_bounds_a_paced_run_and_the_result_says_so() {
     let syncs = r.facts["syncs"].as_u64().unwrap();
     // 0.6 s at 50/s is 30 ops; a loaded machine may fall behind, never ahead.
     assert!((1..=32).contains(&syncs), "{syncs}");
+    assert_eq!(r.metrics["fdatasync_each"].count, syncs);
+    assert!(r.metrics["fdatasync"].count >= syncs);
     assert!(r.verdicts[0].note.contains("paced rate"));
     assert!(entries(dir.path()).is_empty());
 }
@@ -229,4 +231,48 @@ fn etcd_wal_mode_batches_rolls_segments_over_and_cleans_up() {
     assert_eq!(r.facts["preallocation"], "fallocate");
     assert_eq!(r.verdicts[0].check, CHECK);
     assert_ne!(r.verdicts[0].status, Status::Skip);
+}
+
+#[test]
+fn fio_reference_records_the_recipe_beside_the_judged_wal_figure() {
+    let dir = disk_dir();
+    let p = Params {
+        mode: Mode::EtcdWal,
+        size: ByteSize(300 * 2300),
+        rate: Some(2000.0),
+        fio_reference: true,
+        ..Params::for_dir(dir.path())
+    };
+    let r = run(&p, &ProbeContext::local()).unwrap();
+    assert!(entries(dir.path()).is_empty(), "files left behind");
+    // The judged figure is the WAL's; the recipe is recorded, not judged.
+    assert_eq!(r.facts["mode"], "etcd-wal");
+    assert_eq!(r.verdicts.len(), 1);
+    assert_eq!(r.verdicts[0].check, CHECK);
+    assert_eq!(
+        r.verdicts[0].observed,
+        Some(r.metrics["fdatasync"].p99 as f64)
+    );
+    let recipe = &r.metrics[reference::METRIC];
+    assert_eq!(recipe.count, 300, "one sync per 2300-byte write of the same size");
+    let fact = &r.facts[reference::FACT];
+    assert_eq!(fact["syncs"], 300);
+    assert_eq!(fact["p99_ns"], recipe.p99);
+    assert_eq!(fact["p50_ns"], recipe.p50);
+    assert!(fact["mean_ns"].as_f64().unwrap() > 0.0);
+    assert_eq!(r.params["fio_reference"], true);
+}
+
+#[test]
+fn without_fio_reference_there_is_no_recipe_figure() {
+    let dir = disk_dir();
+    let p = Params {
+        mode: Mode::EtcdWal,
+        size: ByteSize(50 * 2300),
+        ..Params::for_dir(dir.path())
+    };
+    let r = run(&p, &ProbeContext::local()).unwrap();
+    assert!(!r.metrics.contains_key(reference::METRIC));
+    assert!(!r.facts.contains_key(reference::FACT));
+    assert!(!r.params.contains_key("fio_reference"));
 }

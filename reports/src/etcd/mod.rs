@@ -10,6 +10,7 @@ pub mod html;
 pub mod inputs;
 pub mod model;
 mod placements;
+pub mod request_time;
 pub mod text;
 mod timing;
 
@@ -19,6 +20,7 @@ use infraqual_probes::{LatencyHistogram, Profile, Verdict};
 use serde::Serialize;
 
 pub use inputs::{ModelInputs, RttBasis};
+pub use request_time::{RequestTime, RequestTimeSummary};
 pub use timing::TimingFlags;
 
 use crate::bundle::RunRecord;
@@ -122,6 +124,9 @@ pub struct Prediction {
     pub seed: u64,
     pub flags: TimingFlags,
     pub verdicts: Vec<VerdictLine>,
+    /// etcd's own request time added to every commit, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_time: Option<RequestTimeSummary>,
 }
 
 impl Prediction {
@@ -138,6 +143,18 @@ pub fn predict(
     profile: &Profile,
     options: Options,
 ) -> Result<Prediction, EtcdInputError> {
+    predict_with_request_time(run, members, profile, options, None)
+}
+
+/// [`predict`], each put also paying a draw of etcd's measured request time.
+pub fn predict_with_request_time(
+    run: &RunRecord,
+    members: Option<&[String]>,
+    profile: &Profile,
+    options: Options,
+    request_time: Option<&RequestTime>,
+) -> Result<Prediction, EtcdInputError> {
+    let request = request_time.and_then(|t| Distribution::of(&t.hist));
     let inputs = ModelInputs::read(run)?;
     let candidates = match members {
         Some(named) => vec![named_placement(run, &inputs, named)?],
@@ -160,7 +177,7 @@ pub fn predict(
     }
     let mut placements: Vec<Placement> = candidates
         .into_iter()
-        .map(|members| simulate_placement(members, &sync, &rtt, options))
+        .map(|members| simulate_placement(members, &sync, &rtt, request.as_ref(), options))
         .collect();
     placements.sort_by_key(|p| {
         let b = p.best_leader();
@@ -204,6 +221,7 @@ pub fn predict(
         seed: options.seed,
         flags,
         verdicts,
+        request_time: request_time.map(RequestTime::summary),
     })
 }
 
@@ -242,6 +260,7 @@ fn simulate_placement(
     members: Vec<String>,
     sync: &BTreeMap<&str, Distribution>,
     rtt: &BTreeMap<(String, String), Distribution>,
+    request: Option<&Distribution>,
     options: Options,
 ) -> Placement {
     let mut leaders: Vec<LeaderPrediction> = members
@@ -259,6 +278,7 @@ fn simulate_placement(
             let hist: LatencyHistogram = model::simulate(
                 &sync[leader.as_str()],
                 &followers,
+                request,
                 options.samples,
                 stream_seed(options.seed, &key),
             );

@@ -48,10 +48,13 @@ pub fn draw_commit(
     leader.max(scratch[needed - 1])
 }
 
-/// `samples` commits drawn into a histogram.
+/// `samples` puts drawn into a histogram: each a commit plus, when etcd's
+/// own request time was measured, one draw of it (it runs before and after
+/// the commit, in series with it).
 pub fn simulate(
     leader_sync: &Distribution,
     followers: &[FollowerTerms<'_>],
+    request_time: Option<&Distribution>,
     samples: u32,
     seed: u64,
 ) -> LatencyHistogram {
@@ -59,7 +62,9 @@ pub fn simulate(
     let mut scratch = Vec::with_capacity(followers.len());
     let mut hist = LatencyHistogram::new();
     for _ in 0..samples {
-        hist.record(draw_commit(leader_sync, followers, &mut rng, &mut scratch));
+        let commit = draw_commit(leader_sync, followers, &mut rng, &mut scratch);
+        let request = request_time.map_or(0, |d| d.values[d.draw(&mut rng)]);
+        hist.record(commit.saturating_add(request));
     }
     hist
 }

@@ -349,3 +349,32 @@ fn compare_summarises_each_runs_best_placement() {
     // max(9, 1 + 9) = 10 ms.
     assert!(lines[1].contains("p50 10.0 ms"), "{lines:?}");
 }
+
+#[test]
+fn measured_request_time_adds_to_every_commit() {
+    let r = constant_run(
+        &[("a", 1), ("b", 2), ("c", 5)],
+        &[("a", "b", 10), ("a", "c", 1), ("b", "c", 3)],
+    );
+    let lines: String = (0..200).map(|_| format!("{}\n", 2 * MS)).collect();
+    let request = RequestTime::parse(&lines, std::path::Path::new("rt.txt")).unwrap();
+    let p = predict_with_request_time(
+        &r,
+        None,
+        &Profile::default(),
+        Options::default(),
+        Some(&request),
+    )
+    .unwrap();
+    // The commits of constant_delays_commit_at_leader_sync_or_fastest_follower
+    // (a 6, b 8, c 5 ms), each plus the 2 ms request time.
+    let pl = p.best();
+    assert!(close(leader(pl, "a").p50_ns, 8), "{pl:?}");
+    assert!(close(leader(pl, "b").p99_ns, 10), "{pl:?}");
+    assert!(close(leader(pl, "c").p50_ns, 7), "{pl:?}");
+    let t = p.request_time.as_ref().unwrap();
+    assert_eq!(t.puts, 200);
+    assert!(text::render(&p).contains("plus etcd's own request time, one draw per put"));
+    let without = predict(&r, None, &Profile::default(), Options::default()).unwrap();
+    assert_eq!(without.request_time, None);
+}

@@ -18,6 +18,16 @@ pub fn render(p: &Prediction) -> String {
          round trips: {}; fdatasync: each node's fsync histogram)",
         p.samples, p.seed, p.rtt_source
     );
+    if let Some(t) = &p.request_time {
+        let _ = writeln!(
+            out,
+            "plus etcd's own request time, one draw per put: p50 {}, p99 {} ({} puts; {})",
+            ms(t.p50_ns),
+            ms(t.p99_ns),
+            t.puts,
+            t.source
+        );
+    }
     let _ = writeln!(
         out,
         "{:<40} {:<16} {:>10} {:>10}",

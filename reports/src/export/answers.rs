@@ -13,6 +13,8 @@ use crate::bundle::{NodeRecord, RunRecord};
 use crate::format;
 use crate::regions::{region_rtts, serial_costs};
 
+use super::fio_reference;
+
 pub struct Answer {
     pub question: &'static str,
     /// Plain text: the answer, its number and the reason.
@@ -117,14 +119,13 @@ fn disk(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     let (node, v, nodes) = worst(run, "fsync.fdatasync.p99")?;
     let observed = format::value(v.observed?, &v.unit);
     let limit = limit_text(v);
-    let recipe = results_of(run, infraqual_probes::fsync::NAME)
+    let result = results_of(run, infraqual_probes::fsync::NAME)
         .find(|(n, _)| n.name == node.name)
-        .and_then(|(_, r)| r.facts.get("mode").and_then(Value::as_str))
-        .map(|m| match m {
-            "fio-etcd" => "fio's etcd recipe: one small write, one fdatasync",
-            _ => "an etcd WAL emulation: batched entries, one fdatasync per batch",
-        })
-        .unwrap_or("one fdatasync per write");
+        .map(|(_, r)| r);
+    let recipe = result
+        .map(fio_reference::judged_pattern)
+        .unwrap_or_else(|| "one fdatasync per write".into());
+    let reference = result.and_then(fio_reference::sentence).unwrap_or_default();
     let scope = if nodes > 1 {
         "the slowest disk's"
     } else {
@@ -132,17 +133,17 @@ fn disk(run: &RunRecord, chart: Option<String>) -> Option<Answer> {
     };
     let text = match v.status {
         Status::Pass => format!(
-            "Yes: {scope} 99th-percentile fdatasync is {observed}{where_}, under etcd's {limit} limit ({recipe}).",
+            "Yes: {scope} 99th-percentile fdatasync is {observed}{where_}, under etcd's {limit} limit ({recipe}).{reference}",
             where_ = on_node(run, node)
         ),
         Status::Warn => format!(
             "Barely: {scope} 99th-percentile fdatasync is {observed}{where_}, past the {limit} warning; \
-             etcd will log slow fdatasync under load ({recipe}).",
+             etcd will log slow fdatasync under load ({recipe}).{reference}",
             where_ = on_node(run, node)
         ),
         _ => format!(
             "No: {scope} 99th-percentile fdatasync is {observed}{where_}, over etcd's {limit} limit; \
-             leader elections will time out ({recipe}).",
+             leader elections will time out ({recipe}).{reference}",
             where_ = on_node(run, node)
         ),
     };

@@ -99,6 +99,12 @@ const FSYNC: &[FactLabel] = &[
         "how many commits a second this disk can make back to back",
     ),
     fact(
+        "rate_per_sec",
+        "paced at (syncs per second)",
+        "",
+        "the steady sync rate asked for (not a capacity figure)",
+    ),
+    fact(
         "device",
         "device",
         "",

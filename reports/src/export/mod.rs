@@ -3,6 +3,7 @@
 
 mod answers;
 pub mod csv;
+mod fio_reference;
 pub mod html;
 pub mod junit;
 pub(crate) mod labels;
