@@ -33,6 +33,7 @@ probe_registry! {
     fsync::Fsync,
     rtt::Rtt,
     mtu::Mtu,
+    throughput::Throughput,
     services::Services,
 }
 

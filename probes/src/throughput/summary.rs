@@ -1,0 +1,191 @@
+//! From measured slices to facts, series and verdicts: goodput, retransmits
+//! and RTT per path and stream count, CPU per GB on both ends, the
+//! overlay's tax per pair, stalls.
+
+use serde_json::{json, Map, Value};
+
+use super::cpu::CpuCost;
+use super::{Target, TcpTotals, NAME};
+use crate::error::ProbeError;
+use crate::result::{ProbeResult, Status, Verdict};
+use crate::rtt::key::{pair_key, path_key};
+
+const GB: f64 = 1e9;
+
+/// `<src>-><dst>/<path>/tcp<N>`
+pub fn tcp_key(src: &str, target: &Target, streams: u32) -> String {
+    format!("{}/tcp{streams}", path_key(src, &target.node, &target.path))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// User, system and softirq seconds per GB, and their sum.
+fn per_gb(cost: &CpuCost, bytes: u64) -> Option<Value> {
+    if bytes == 0 {
+        return None;
+    }
+    let gb = bytes as f64 / GB;
+    Some(json!({
+        "user_s": round3(cost.user_s / gb),
+        "system_s": round3(cost.system_s / gb),
+        "softirq_s": round3(cost.softirq_s / gb),
+        "total_s": round3(cost.charged_s() / gb),
+    }))
+}
+
+pub(crate) fn goodput_gbit(t: &TcpTotals) -> f64 {
+    let s = t.elapsed.as_secs_f64();
+    if s > 0.0 {
+        t.acked as f64 * 8.0 / s / GB
+    } else {
+        0.0
+    }
+}
+
+/// Both ends' charged CPU seconds per GB moved; None without the
+/// receiver's report.
+pub(crate) fn cpu_s_per_gb(t: &TcpTotals) -> Option<f64> {
+    if t.acked == 0 || t.received == 0 || t.unreported > 0 {
+        return None;
+    }
+    Some(t.sender_cpu.charged_s() / (t.acked as f64 / GB) + t.receiver_cpu.charged_s() / (t.received as f64 / GB))
+}
+
+pub(crate) fn tcp(
+    result: &mut ProbeResult,
+    src: &str,
+    measured: &[(Target, u32, TcpTotals)],
+) -> Result<(), ProbeError> {
+    let mut goodput = Map::new();
+    let mut retransmits = Map::new();
+    let mut rtt = Map::new();
+    let mut cpu = Map::new();
+    let mut cpu_total = Map::new();
+    let mut stalls = Map::new();
+    let mut failures = Vec::new();
+    for (target, streams, t) in measured {
+        let key = tcp_key(src, target, *streams);
+        if let Some(why) = &t.failed {
+            if t.slices == 0 {
+                failures.push(format!("{key}: {why}"));
+                continue;
+            }
+            result.warn(format!("{key}: stopped after {} slices: {why}", t.slices));
+        }
+        goodput.insert(key.clone(), json!(round3(goodput_gbit(t))));
+        retransmits.insert(key.clone(), json!(t.retransmits));
+        if t.slices > 0 {
+            rtt.insert(key.clone(), json!(round3(t.rtt_us_sum / f64::from(t.slices))));
+        }
+        cpu.insert(
+            key.clone(),
+            json!({
+                "sender": per_gb(&t.sender_cpu, t.acked),
+                "receiver": per_gb(&t.receiver_cpu, t.received),
+                "steal_pct": round3(t.sender_cpu.steal_pct()),
+            }),
+        );
+        if let Some(total) = cpu_s_per_gb(t) {
+            cpu_total.insert(key.clone(), json!(round3(total)));
+        }
+        if t.unreported > 0 {
+            result.warn(format!(
+                "{key}: the receiver sent no count in {} of {} slices (is it an infraqual agent or \
+                 `lab echo` that serves the throughput data port?): its CPU is left out",
+                t.unreported, t.slices
+            ));
+        }
+        if let Some(why) = &t.stalled {
+            stalls.insert(key.clone(), json!(why));
+            result.warn(format!("{key}: {why}"));
+        }
+        result
+            .series
+            .insert(format!("goodput_gbit/{key}"), t.samples.clone());
+    }
+    if goodput.is_empty() {
+        return Err(ProbeError::Failed {
+            probe: NAME.into(),
+            message: failures.join("; "),
+        });
+    }
+    for f in failures {
+        result.warn(f);
+    }
+    result.fact("tcp_goodput_gbit", Value::Object(goodput));
+    result.fact("tcp_retransmits", Value::Object(retransmits));
+    result.fact("tcp_rtt_us", Value::Object(rtt));
+    result.fact("cpu_per_gb", Value::Object(cpu));
+    result.fact("cpu_s_per_gb", Value::Object(cpu_total));
+    overlay_tax(result, src, measured);
+    result.verdicts.push(stall_verdict(&stalls));
+    if !stalls.is_empty() {
+        result.fact("stalls", Value::Object(stalls));
+    }
+    Ok(())
+}
+
+/// A stream that stops moving is never acceptable: no profile threshold.
+fn stall_verdict(stalls: &Map<String, Value>) -> Verdict {
+    let (status, note) = if stalls.is_empty() {
+        (Status::Pass, "every TCP stream kept moving".to_string())
+    } else {
+        (
+            Status::Fail,
+            format!(
+                "stalled: {}: large segments vanish; run the mtu probe on these paths",
+                stalls.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    };
+    Verdict {
+        check: "throughput.stall".into(),
+        status,
+        observed: Some(stalls.len() as f64),
+        threshold: Some(1.0),
+        unit: "paths".into(),
+        note,
+    }
+}
+
+/// `overlay_tax["<src>-><dst>/tcp<N>"]`: overlay against native on the same
+/// pair and stream count, in percent of native.
+fn overlay_tax(result: &mut ProbeResult, src: &str, measured: &[(Target, u32, TcpTotals)]) {
+    let mut out = Map::new();
+    let find = |node: &str, path: &str, streams: u32| {
+        measured
+            .iter()
+            .find(|(t, s, m)| t.node == node && t.path == path && *s == streams && m.slices > 0)
+            .map(|(_, _, m)| m)
+    };
+    for (target, streams, _) in measured.iter().filter(|(t, _, _)| t.path == "native") {
+        let (Some(native), Some(overlay)) = (
+            find(&target.node, "native", *streams),
+            find(&target.node, "overlay", *streams),
+        ) else {
+            continue;
+        };
+        let (gn, go) = (goodput_gbit(native), goodput_gbit(overlay));
+        if gn <= 0.0 {
+            continue;
+        }
+        let cpu_pct = match (cpu_s_per_gb(native), cpu_s_per_gb(overlay)) {
+            (Some(n), Some(o)) if n > 0.0 => json!(round3((o - n) * 100.0 / n)),
+            _ => Value::Null,
+        };
+        out.insert(
+            format!("{}/tcp{streams}", pair_key(src, &target.node)),
+            json!({
+                "throughput_pct": round3((go - gn) * 100.0 / gn),
+                "cpu_per_gb_pct": cpu_pct,
+                "native_gbit": round3(gn),
+                "overlay_gbit": round3(go),
+            }),
+        );
+    }
+    if !out.is_empty() {
+        result.fact("overlay_tax", Value::Object(out));
+    }
+}

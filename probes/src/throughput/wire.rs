@@ -1,0 +1,122 @@
+//! What travels between the sender and the receiving side (the target's
+//! echo port). A TCP connection opens with the run's nonce (when the
+//! responder is gated), [`MAGIC`], a kind byte and a session id; a UDP
+//! datagram carries [`MAGIC`], the session id and a sequence number first
+//! and the nonce last, as every datagram a gated responder answers does.
+//! The receiver's report is one JSON line sent back when the sender
+//! half-closes the connection.
+
+use std::io::{BufRead, BufReader, Read};
+
+use serde::{Deserialize, Serialize};
+
+use super::cpu::CpuCost;
+
+/// First bytes of every throughput connection and datagram; the echo
+/// responder hands what starts with them to the sink instead of echoing.
+pub const MAGIC: &[u8; 8] = b"IQTPUT01";
+/// MAGIC, kind, session id.
+pub const OPENING_LEN: usize = 8 + 1 + 8;
+/// MAGIC, session id, sequence number.
+pub const DATAGRAM_HEADER: usize = 8 + 8 + 8;
+/// Longest report line a sender reads.
+const MAX_REPORT: u64 = 4096;
+
+/// What a connection asks the receiving side for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Count every byte until the sender half-closes.
+    TcpStream = 1,
+    /// Count the session's datagrams until the sender half-closes.
+    UdpControl = 2,
+}
+
+pub fn opening(kind: Kind, session: u64) -> [u8; OPENING_LEN] {
+    let mut out = [0u8; OPENING_LEN];
+    out[..8].copy_from_slice(MAGIC);
+    out[8] = kind as u8;
+    out[9..].copy_from_slice(&session.to_le_bytes());
+    out
+}
+
+pub fn parse_opening(bytes: &[u8; OPENING_LEN]) -> Option<(Kind, u64)> {
+    if &bytes[..8] != MAGIC {
+        return None;
+    }
+    let kind = match bytes[8] {
+        1 => Kind::TcpStream,
+        2 => Kind::UdpControl,
+        _ => return None,
+    };
+    Some((kind, u64::from_le_bytes(bytes[9..].try_into().ok()?)))
+}
+
+/// Session id and sequence number of a throughput datagram.
+pub fn parse_datagram(buf: &[u8]) -> Option<(u64, u64)> {
+    if buf.len() < DATAGRAM_HEADER || &buf[..8] != MAGIC {
+        return None;
+    }
+    let session = u64::from_le_bytes(buf[8..16].try_into().ok()?);
+    let seq = u64::from_le_bytes(buf[16..24].try_into().ok()?);
+    Some((session, seq))
+}
+
+/// What the receiving side counted and spent, sent back at the end.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub bytes: u64,
+    /// UDP: datagrams of the session.
+    pub packets: u64,
+    /// UDP: datagrams that arrived after one with a higher sequence number.
+    pub reordered: u64,
+    /// The receiving process and machine over the connection's life.
+    pub cpu: CpuCost,
+}
+
+impl Report {
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        line.push(b'\n');
+        line
+    }
+
+    /// Reads one report line (bounded), None if the peer closed without one
+    /// or sent something else.
+    pub fn read_from(stream: impl Read) -> Option<Report> {
+        let mut line = String::new();
+        BufReader::new(stream.take(MAX_REPORT))
+            .read_line(&mut line)
+            .ok()?;
+        serde_json::from_str(line.trim_end()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openings_and_datagrams_round_trip() {
+        let o = opening(Kind::UdpControl, 42);
+        assert_eq!(parse_opening(&o), Some((Kind::UdpControl, 42)));
+        let mut bad = o;
+        bad[8] = 9;
+        assert_eq!(parse_opening(&bad), None);
+        assert_eq!(parse_datagram(b"hello echo, not a throughput packet"), None);
+    }
+
+    #[test]
+    fn reports_travel_as_one_line() {
+        let r = Report {
+            bytes: 5,
+            packets: 2,
+            reordered: 1,
+            cpu: CpuCost {
+                user_s: 0.5,
+                ..CpuCost::default()
+            },
+        };
+        assert_eq!(Report::read_from(&r.to_line()[..]), Some(r));
+        assert_eq!(Report::read_from(&b""[..]), None);
+    }
+}
