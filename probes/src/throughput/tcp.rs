@@ -143,7 +143,7 @@ fn sample_until(
 ) {
     let mut last: u64 = opening.iter().sum();
     let mut last_at = start;
-    while Instant::now() < end && !cancel.is_cancelled() {
+    while !cancel.is_cancelled() {
         let due = (last_at + SAMPLE).min(end);
         let now = Instant::now();
         if due > now {
@@ -162,6 +162,9 @@ fn sample_until(
         }
         last = acked;
         last_at = now;
+        if due >= end {
+            return;
+        }
     }
 }
 
@@ -176,10 +179,11 @@ fn stall(out: &Slice, infos: &[tcpinfo::TcpInfo], length: Duration) -> Option<St
         return None;
     }
     Some(format!(
-        "stalled: {} bytes acknowledged, then nothing for {:.0} s while segments of {} bytes waited \
-         (large packets vanish on this path: run the mtu probe on it)",
+        "stalled: no goodput after the first second ({} bytes acknowledged in {:.0} s) while \
+         {}-byte segments waited unacknowledged: large packets vanish on this path; run the mtu \
+         probe on it",
         out.acked,
-        length.as_secs_f64() - SAMPLE.as_secs_f64(),
+        length.as_secs_f64(),
         infos.iter().map(|i| i.snd_mss).max().unwrap_or(0)
     ))
 }
