@@ -3,19 +3,24 @@
 //! behind the same nonce gate and limits) over each named path: TCP streams
 //! with 1 and N parallel connections for a duration, goodput from what the
 //! receiver acknowledged (TCP_INFO) with retransmits and RTT, and the CPU
-//! both ends spent per GB from the kernel's accounting. Paths alternate
-//! slice by slice so native and overlay see the same machine.
+//! both ends spent per GB from the kernel's accounting; UDP at rising
+//! offered packet rates, with the received rate, loss and reordering the
+//! sink counted. Paths alternate slice by slice (and step by step) so
+//! native and overlay see the same machine.
 //!
 //! Facts (keys `<src>-><dst>/<path>/tcp<N>`): `tcp_goodput_gbit`,
-//! `tcp_retransmits`, `tcp_rtt_us`, `cpu_per_gb`, `stalls`; `overlay_tax`
-//! per `<src>-><dst>/tcp<N>` when both paths were measured. Series
-//! `goodput_gbit/<key>`.
+//! `tcp_retransmits`, `tcp_rtt_us`, `cpu_per_gb`, `cpu_s_per_gb`, `stalls`;
+//! `overlay_tax` per `<src>-><dst>/tcp<N>` when both paths were measured;
+//! `udp` (steps) and `udp_max_rate_pps` per `<src>-><dst>/<path>/udp`.
+//! Series `goodput_gbit/<key>`.
 
 mod cpu;
+mod interleave;
 pub mod sink;
 mod summary;
 mod tcp;
 mod tcpinfo;
+mod udp;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -39,16 +44,37 @@ pub const MIN_SLICE: Duration = Duration::from_secs(2);
 pub const MAX_SLICE: Duration = Duration::from_secs(60);
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub const MAX_STREAM_COUNTS: usize = 4;
+pub const MAX_UDP_RATES: usize = 16;
+/// Offered packets per second: far above what one sending thread reaches.
+pub const MAX_UDP_PPS: u64 = 5_000_000;
+pub const MIN_UDP_STEP: Duration = Duration::from_secs(1);
+pub const MAX_UDP_STEP: Duration = Duration::from_secs(60);
+/// Largest UDP payload (IPv4, 65535 - 20 - 8).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Tcp,
+    Udp,
+}
 
 /// The throughput probe's declaration.
 pub struct Throughput;
 
 impl Probe for Throughput {
     const NAME: ProbeName = NAME;
-    const ABOUT: &'static str = "What does the overlay cost per byte? TCP goodput, retransmits and CPU per GB to other nodes' data ports.";
+    const ABOUT: &'static str = "What does the overlay cost per byte? TCP goodput and CPU per GB, UDP loss at offered packet rates, to other nodes' data ports.";
     const HEAVY: bool = true;
     const PAIRWISE: bool = true;
     const JUDGED_FACTS: &'static [JudgedFact] = &[
+        JudgedFact {
+            fact: "udp_max_rate_pps",
+            unit: "packets/s",
+            better: Better::Higher,
+            keyed: true,
+        },
         JudgedFact {
             fact: "tcp_goodput_gbit",
             unit: "Gbit/s",
@@ -85,6 +111,7 @@ impl Probe for Throughput {
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
     pub targets: Vec<Target>,
+    pub modes: Vec<Mode>,
     /// Parallel TCP connections, one measurement per entry (e.g. 1 and 4).
     pub streams: Vec<u32>,
     /// TCP time per target and stream count.
@@ -92,6 +119,14 @@ pub struct Params {
     /// Paths and targets take turns for this long each, so each sees the
     /// same machine; a whole number of seconds.
     pub slice: HumanDuration,
+    /// Offered UDP packet rates, one step each, lowest first.
+    pub udp_rates: Vec<u64>,
+    /// Bytes per datagram (64 measures packets per second, not bytes).
+    pub udp_payload: usize,
+    /// UDP time per target and rate.
+    pub udp_step: HumanDuration,
+    /// `udp_max_rate_pps` is the highest offered rate losing at most this.
+    pub loss_threshold_pct: f64,
     /// Longest wait for a connection.
     pub connect_timeout: HumanDuration,
     /// The run's echo nonce (32 hex digits) the targets' agents were told
@@ -104,9 +139,14 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             targets: Vec::new(),
+            modes: vec![Mode::Tcp, Mode::Udp],
             streams: vec![1, 4],
             duration: HumanDuration(Duration::from_secs(10)),
             slice: HumanDuration(Duration::from_secs(2)),
+            udp_rates: vec![10_000, 50_000, 100_000, 200_000],
+            udp_payload: 64,
+            udp_step: HumanDuration(Duration::from_secs(2)),
+            loss_threshold_pct: 1.0,
             connect_timeout: HumanDuration(Duration::from_secs(2)),
             echo_nonce: None,
         }
@@ -184,7 +224,62 @@ impl Params {
         if timeout.is_zero() || timeout > Duration::from_secs(30) {
             return Err(ProbeError::invalid("connect_timeout", "must be in (0, 30s]"));
         }
+        if self.modes.is_empty() {
+            return Err(ProbeError::invalid("modes", "empty list: give tcp, udp or both"));
+        }
+        self.validate_udp()
+    }
+
+    fn validate_udp(&self) -> Result<(), ProbeError> {
+        if self.udp_rates.is_empty() || self.udp_rates.len() > MAX_UDP_RATES {
+            return Err(ProbeError::invalid(
+                "udp_rates",
+                format!("give 1 to {MAX_UDP_RATES} offered packet rates"),
+            ));
+        }
+        if let Some(bad) = self.udp_rates.iter().find(|r| !(1..=MAX_UDP_PPS).contains(r)) {
+            return Err(ProbeError::invalid(
+                "udp_rates",
+                format!("{bad} packets/s is outside 1..={MAX_UDP_PPS}"),
+            ));
+        }
+        if self.udp_rates.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ProbeError::invalid("udp_rates", "give rates lowest first, each once"));
+        }
+        let smallest = wire::DATAGRAM_HEADER
+            + if self.echo_nonce.is_some() { responder::NONCE_LEN } else { 0 };
+        if !(smallest..=MAX_UDP_PAYLOAD).contains(&self.udp_payload) {
+            return Err(ProbeError::invalid(
+                "udp_payload",
+                format!(
+                    "{} bytes is outside {smallest}..={MAX_UDP_PAYLOAD} (header and nonce included)",
+                    self.udp_payload
+                ),
+            ));
+        }
+        if !(MIN_UDP_STEP..=MAX_UDP_STEP).contains(&self.udp_step.0) {
+            return Err(ProbeError::invalid(
+                "udp_step",
+                format!(
+                    "{}: give {}..={}",
+                    self.udp_step,
+                    HumanDuration(MIN_UDP_STEP),
+                    HumanDuration(MAX_UDP_STEP)
+                ),
+            ));
+        }
+        let t = self.loss_threshold_pct;
+        if !(t.is_finite() && t > 0.0 && t < 100.0) {
+            return Err(ProbeError::invalid(
+                "loss_threshold_pct",
+                format!("{t}: give a percentage in (0, 100)"),
+            ));
+        }
         Ok(())
+    }
+
+    fn measures(&self, mode: Mode) -> bool {
+        self.modes.contains(&mode)
     }
 
     fn nonce_bytes(&self) -> Option<[u8; responder::NONCE_LEN]> {
@@ -200,55 +295,17 @@ impl Params {
     /// What the measurement should take: every slice plus its connects and
     /// report wait.
     fn expected_duration(&self) -> Duration {
-        let per_slice = self.slice.0 + self.connect_timeout.0 + Duration::from_secs(5);
-        let slices = self.slices() * self.streams.len() as u32 * self.targets.len().max(1) as u32;
-        per_slice.saturating_mul(slices)
-    }
-}
-
-/// What every slice of one (target, stream count) added up to.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TcpTotals {
-    pub slices: u32,
-    pub acked: u64,
-    pub elapsed: Duration,
-    pub retransmits: u64,
-    pub rtt_us_sum: f64,
-    pub samples: Vec<(f64, f64)>,
-    pub sender_cpu: cpu::CpuCost,
-    /// Bytes and CPU of the receiver over the slices that reported.
-    pub received: u64,
-    pub receiver_cpu: cpu::CpuCost,
-    pub unreported: u32,
-    pub stalled: Option<String>,
-    pub failed: Option<String>,
-}
-
-impl TcpTotals {
-    fn add(&mut self, s: tcp::Slice) {
-        self.slices += 1;
-        self.acked += s.acked;
-        self.elapsed += s.elapsed;
-        self.retransmits += s.retransmits;
-        self.rtt_us_sum += s.rtt_us;
-        self.samples.extend(s.samples);
-        self.sender_cpu.add(&s.sender_cpu);
-        match s.receiver {
-            Some(r) => {
-                self.received += r.bytes;
-                self.receiver_cpu.add(&r.cpu);
-            }
-            None if s.stalled.is_none() => self.unreported += 1,
-            None => {}
+        let targets = self.targets.len().max(1) as u32;
+        let mut total = Duration::ZERO;
+        if self.measures(Mode::Tcp) {
+            let per_slice = self.slice.0 + self.connect_timeout.0 + Duration::from_secs(5);
+            total += per_slice.saturating_mul(self.slices() * self.streams.len() as u32 * targets);
         }
-        if self.stalled.is_none() {
-            self.stalled = s.stalled;
+        if self.measures(Mode::Udp) {
+            let per_step = self.udp_step.0 + self.connect_timeout.0 * 2 + Duration::from_secs(6);
+            total += per_step.saturating_mul(self.udp_rates.len() as u32 * targets);
         }
-    }
-
-    /// Still worth another slice: reachable and moving bytes.
-    fn live(&self) -> bool {
-        self.failed.is_none() && self.stalled.is_none()
+        total
     }
 }
 
@@ -257,46 +314,25 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     let started = Instant::now();
     let mut result = ProbeResult::new(NAME, &ctx.node);
     result.params = crate::probe::params_object(params);
-    let nonce = params.nonce_bytes();
-    let mut measured = Vec::new();
-    for &streams in &params.streams {
-        let mut totals: Vec<TcpTotals> = params.targets.iter().map(|_| TcpTotals::default()).collect();
-        for round in 0..params.slices() {
-            let length = params
-                .slice
-                .0
-                .min(params.duration.0.saturating_sub(params.slice.0 * round))
-                .max(Duration::from_secs(1));
-            let n = params.targets.len();
-            for j in 0..n {
-                // Alternate who goes first, so no path always runs on a
-                // machine fresh from the other's slice.
-                let i = if round % 2 == 0 { j } else { n - 1 - j };
-                ctx.cancel.check(NAME)?;
-                if !totals[i].live() {
-                    continue;
-                }
-                let target = &params.targets[i];
-                match tcp::slice(
-                    target,
-                    streams,
-                    length,
-                    params.connect_timeout.0,
-                    nonce,
-                    started,
-                    &ctx.cancel,
-                ) {
-                    Ok(s) => totals[i].add(s),
-                    Err(why) => totals[i].failed = Some(why),
-                }
-            }
-        }
-        ctx.cancel.check(NAME)?;
-        for (target, t) in params.targets.iter().zip(totals) {
-            measured.push((target.clone(), streams, t));
-        }
+    let mut failures = Vec::new();
+    let mut measured_any = false;
+    if params.measures(Mode::Tcp) {
+        let tcp = interleave::tcp(params, ctx, started)?;
+        measured_any |= summary::tcp(&mut result, &ctx.node, &tcp, &mut failures);
     }
-    summary::tcp(&mut result, &ctx.node, &measured)?;
+    if params.measures(Mode::Udp) {
+        let udp = interleave::udp(params, ctx)?;
+        measured_any |= summary::udp(&mut result, &ctx.node, params, &udp, &mut failures);
+    }
+    if !measured_any {
+        return Err(ProbeError::Failed {
+            probe: NAME.into(),
+            message: failures.join("; "),
+        });
+    }
+    for f in failures {
+        result.warn(f);
+    }
     result.finish(started);
     Ok(result)
 }

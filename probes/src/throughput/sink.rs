@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cpu::CpuSample;
-use super::wire::{self, Kind, Report, MAGIC, OPENING_LEN};
+use super::wire::{self, Kind, Report, MAGIC, OPENING_LEN, SESSION_OPEN};
 
 /// UDP sessions counted at once; more control connections are closed.
 pub const MAX_UDP_SESSIONS: usize = 64;
@@ -71,6 +71,10 @@ impl Sink {
             },
             Kind::UdpControl => {
                 if !self.open_session(session) {
+                    return;
+                }
+                if stream.write_all(&[SESSION_OPEN]).is_err() {
+                    self.close_session(session);
                     return;
                 }
                 let ended = drain(&mut stream, &stopped);

@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use super::cpu::CpuCost;
-use super::{Target, TcpTotals, NAME};
-use crate::error::ProbeError;
+use super::interleave::{TcpTotals, UdpTotals};
+use super::{Params, Target};
 use crate::result::{ProbeResult, Status, Verdict};
 use crate::rtt::key::{pair_key, path_key};
 
@@ -53,18 +53,20 @@ pub(crate) fn cpu_s_per_gb(t: &TcpTotals) -> Option<f64> {
     Some(t.sender_cpu.charged_s() / (t.acked as f64 / GB) + t.receiver_cpu.charged_s() / (t.received as f64 / GB))
 }
 
+/// TCP facts, series and the stall verdict; false when no target could be
+/// measured at all (`failures` then says why, one entry per target).
 pub(crate) fn tcp(
     result: &mut ProbeResult,
     src: &str,
     measured: &[(Target, u32, TcpTotals)],
-) -> Result<(), ProbeError> {
+    failures: &mut Vec<String>,
+) -> bool {
     let mut goodput = Map::new();
     let mut retransmits = Map::new();
     let mut rtt = Map::new();
     let mut cpu = Map::new();
     let mut cpu_total = Map::new();
     let mut stalls = Map::new();
-    let mut failures = Vec::new();
     for (target, streams, t) in measured {
         let key = tcp_key(src, target, *streams);
         if let Some(why) = &t.failed {
@@ -106,13 +108,7 @@ pub(crate) fn tcp(
             .insert(format!("goodput_gbit/{key}"), t.samples.clone());
     }
     if goodput.is_empty() {
-        return Err(ProbeError::Failed {
-            probe: NAME.into(),
-            message: failures.join("; "),
-        });
-    }
-    for f in failures {
-        result.warn(f);
+        return false;
     }
     result.fact("tcp_goodput_gbit", Value::Object(goodput));
     result.fact("tcp_retransmits", Value::Object(retransmits));
@@ -124,7 +120,90 @@ pub(crate) fn tcp(
     if !stalls.is_empty() {
         result.fact("stalls", Value::Object(stalls));
     }
-    Ok(())
+    true
+}
+
+/// `<src>-><dst>/<path>/udp`
+pub fn udp_key(src: &str, target: &Target) -> String {
+    format!("{}/udp", path_key(src, &target.node, &target.path))
+}
+
+/// Share of the offered rate a step must have sent to count.
+const OFFERED_IN_FULL: f64 = 0.95;
+
+/// Charged CPU seconds per million packets.
+fn per_mpkt(cost: &CpuCost, packets: u64) -> Value {
+    if packets == 0 {
+        return Value::Null;
+    }
+    json!(round3(cost.charged_s() / (packets as f64 / 1e6)))
+}
+
+/// UDP facts: every step per target, and the highest offered rate whose
+/// loss stayed within the threshold; false when no target answered.
+pub(crate) fn udp(
+    result: &mut ProbeResult,
+    src: &str,
+    params: &Params,
+    measured: &[(Target, UdpTotals)],
+    failures: &mut Vec<String>,
+) -> bool {
+    let mut steps_fact = Map::new();
+    let mut max_rate = Map::new();
+    for (target, t) in measured {
+        let key = udp_key(src, target);
+        if let Some(why) = &t.failed {
+            if t.steps.is_empty() {
+                failures.push(format!("{key}: {why}"));
+                continue;
+            }
+            result.warn(format!("{key}: stopped after {} steps: {why}", t.steps.len()));
+        }
+        let mut best = None;
+        let mut steps = Vec::new();
+        for s in &t.steps {
+            let seconds = s.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+            let Some(r) = &s.receiver else {
+                result.warn(format!(
+                    "{key}: no count came back for {} packets/s: the receiver did not report",
+                    s.offered_pps
+                ));
+                continue;
+            };
+            let loss = s.loss_pct().unwrap_or(100.0);
+            let sent_pps = s.sent as f64 / seconds;
+            // A step the sender could not offer in full says nothing about
+            // the path at that rate.
+            let offered_in_full = sent_pps >= s.offered_pps as f64 * OFFERED_IN_FULL;
+            if loss <= params.loss_threshold_pct && offered_in_full {
+                best = Some(s.offered_pps);
+            }
+            steps.push(json!({
+                "offered_pps": s.offered_pps,
+                "sent": s.sent,
+                "refused": s.refused,
+                "sent_pps": round3(sent_pps),
+                "received": r.packets,
+                "loss_pct": round3(loss),
+                "reordered": r.reordered,
+                "received_pps": round3(r.packets as f64 / seconds),
+                "received_mbit": round3(r.bytes as f64 * 8.0 / seconds / 1e6),
+                "sender_cpu_s_per_mpkt": per_mpkt(&s.sender_cpu, s.sent),
+                "receiver_cpu_s_per_mpkt": per_mpkt(&r.cpu, r.packets),
+                "receiver_steal_pct": round3(r.cpu.steal_pct()),
+            }));
+        }
+        if let Some(pps) = best {
+            max_rate.insert(key.clone(), json!(pps));
+        }
+        steps_fact.insert(key, Value::Array(steps));
+    }
+    if steps_fact.is_empty() {
+        return false;
+    }
+    result.fact("udp", Value::Object(steps_fact));
+    result.fact("udp_max_rate_pps", Value::Object(max_rate));
+    true
 }
 
 /// A stream that stops moving is never acceptable: no profile threshold.

@@ -49,10 +49,9 @@ pub fn slice(
     cancel: &CancelToken,
 ) -> Result<Slice, String> {
     let addr = target.socket_addr();
-    let session = crate::random::SplitMix64::new(origin.elapsed().as_nanos() as u64).next_u64();
     let mut conns = Vec::with_capacity(streams as usize);
     for _ in 0..streams {
-        conns.push(open(addr, connect_timeout, nonce, session)?);
+        conns.push(open(addr, connect_timeout, nonce)?);
     }
     let opening_acked: Vec<u64> = conns
         .iter()
@@ -103,7 +102,6 @@ fn open(
     addr: SocketAddr,
     timeout: Duration,
     nonce: Option<[u8; NONCE_LEN]>,
-    session: u64,
 ) -> Result<TcpStream, String> {
     let fail = |e: std::io::Error| format!("connecting to {addr}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
@@ -112,7 +110,8 @@ fn open(
         stream.write_all(&nonce).map_err(fail)?;
     }
     stream
-        .write_all(&wire::opening(Kind::TcpStream, session))
+        // Streams are counted per connection: no session to name.
+        .write_all(&wire::opening(Kind::TcpStream, 0))
         .map_err(fail)?;
     Ok(stream)
 }

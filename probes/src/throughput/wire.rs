@@ -19,6 +19,8 @@ pub const MAGIC: &[u8; 8] = b"IQTPUT01";
 pub const OPENING_LEN: usize = 8 + 1 + 8;
 /// MAGIC, session id, sequence number.
 pub const DATAGRAM_HEADER: usize = 8 + 8 + 8;
+/// The sink's answer to a UDP control opening: the session counts from now.
+pub const SESSION_OPEN: u8 = b'+';
 /// Longest report line a sender reads.
 const MAX_REPORT: u64 = 4096;
 
@@ -49,6 +51,13 @@ pub fn parse_opening(bytes: &[u8; OPENING_LEN]) -> Option<(Kind, u64)> {
         _ => return None,
     };
     Some((kind, u64::from_le_bytes(bytes[9..].try_into().ok()?)))
+}
+
+/// Writes a datagram's header into the start of `buf`.
+pub fn datagram_header(buf: &mut [u8], session: u64, seq: u64) {
+    buf[..8].copy_from_slice(MAGIC);
+    buf[8..16].copy_from_slice(&session.to_le_bytes());
+    buf[16..24].copy_from_slice(&seq.to_le_bytes());
 }
 
 /// Session id and sequence number of a throughput datagram.
@@ -102,6 +111,10 @@ mod tests {
         let mut bad = o;
         bad[8] = 9;
         assert_eq!(parse_opening(&bad), None);
+        let mut d = [0u8; 64];
+        datagram_header(&mut d, 7, 1_000_000);
+        assert_eq!(parse_datagram(&d), Some((7, 1_000_000)));
+        assert_eq!(parse_datagram(&d[..20]), None);
         assert_eq!(parse_datagram(b"hello echo, not a throughput packet"), None);
     }
 
