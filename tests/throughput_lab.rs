@@ -2,13 +2,15 @@
 //! namespaces), through `infraqual run` so the agents' gated data ports,
 //! the coordinator's targets and every process's own CPU accounting are
 //! the real ones: a rate-capped WAN link reads back, the overlay costs more
-//! CPU per GB than native, and the MTU black hole stalls a stream that the
-//! probe reports within its time instead of hanging.
+//! CPU per GB than native, the MTU black hole stalls a stream that the
+//! probe reports within its time instead of hanging, and UDP loss caused by
+//! a competitor on the receiver's CPU is blamed on that CPU.
 
 mod common;
 mod contract;
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use infraqual::lab::{self, Fault, LabGuard, LabSpec, Region};
@@ -28,14 +30,13 @@ fn lab_with_agents(base: &Path, regions: Vec<Region>, fault: Option<Fault>) -> L
     LabGuard(lab::up(&spec).unwrap())
 }
 
-/// Runs the lab's plan with only a throughput section; the throughput
-/// result of `node`. `expect` is the run's exit code.
-fn run_throughput(lab: &LabGuard, base: &Path, section: &str, node: &str, expect: i32) -> Value {
+/// Runs the lab's plan with only a throughput section, its bundle under
+/// `out`; the throughput result of `node`. `expect` is the run's exit code.
+fn run_throughput(lab: &LabGuard, out: &Path, section: &str, node: &str, expect: i32) -> Value {
     let plan = lab.state.plan.clone().expect("a plan with agents");
     let written = std::fs::read_to_string(&plan).unwrap();
     let agents = &written[..written.find("\n[probes.").expect("the plan has probes")];
     std::fs::write(&plan, format!("{agents}\n[probes.throughput]\n{section}\n")).unwrap();
-    let out = base.join("runs");
     let run = common::run(&[
         "run",
         plan.to_str().unwrap(),
@@ -43,7 +44,7 @@ fn run_throughput(lab: &LabGuard, base: &Path, section: &str, node: &str, expect
         out.to_str().unwrap(),
     ]);
     assert_eq!(run.code, expect, "{}\n{}", run.stdout, run.stderr);
-    let v = contract::assert_run_json(&common::only_bundle(&out).join("run.json"));
+    let v = contract::assert_run_json(&common::only_bundle(out).join("run.json"));
     v["nodes"]
         .as_array()
         .unwrap()
@@ -81,7 +82,7 @@ fn a_rate_capped_wan_link_reads_back_within_5_percent() {
     );
     let r = run_throughput(
         &lab,
-        base.path(),
+        &base.path().join("runs"),
         "paths = [\"native\"]\nstreams = [1]\nduration = \"6s\"\nslice = \"3s\"",
         "oslo-1",
         0,
@@ -106,7 +107,7 @@ fn overlay_costs_more_cpu_per_gb_than_native() {
     let lab = lab_with_agents(base.path(), Vec::new(), None);
     let r = run_throughput(
         &lab,
-        base.path(),
+        &base.path().join("runs"),
         "paths = [\"native\", \"overlay\"]\nstreams = [1]\nduration = \"4s\"\nslice = \"2s\"",
         "node-1",
         0,
@@ -134,7 +135,7 @@ fn the_mtu_black_hole_stalls_a_stream_and_is_reported_in_time() {
     let lab = lab_with_agents(base.path(), Vec::new(), Some(Fault::MtuBlackhole));
     let r = run_throughput(
         &lab,
-        base.path(),
+        &base.path().join("runs"),
         "paths = [\"overlay\"]\nstreams = [1]\nduration = \"6s\"\nslice = \"2s\"",
         "node-1",
         1,
@@ -153,4 +154,91 @@ fn the_mtu_black_hole_stalls_a_stream_and_is_reported_in_time() {
         .unwrap();
     assert!(samples.len() <= 2, "{samples:?}");
     assert!(samples[1..].iter().all(|p| p[1] == 0.0), "{samples:?}");
+}
+
+/// A busy shell loop pinned to one CPU, killed on drop. It runs at nice
+/// -5 (three times the weight of the receiver), so that, like another
+/// tenant's vCPU, it takes the CPU even from a task that mostly sleeps and
+/// wakes for packets (CFS favours those against equal-weight loops).
+struct BusyNeighbour(Child);
+
+impl BusyNeighbour {
+    fn start(cpu: usize) -> BusyNeighbour {
+        let cpu = cpu.to_string();
+        let child = Command::new("nice")
+            .args([
+                "-n",
+                "-5",
+                "taskset",
+                "-c",
+                &cpu,
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        BusyNeighbour(child)
+    }
+}
+
+impl Drop for BusyNeighbour {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin(pid: u32, cpu: usize) {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn udp_step(r: &Value) -> &Value {
+    &r["facts"]["udp"]["node-1->node-2/native/udp"][0]
+}
+
+#[test]
+fn udp_loss_under_a_competitor_on_the_receivers_cpu_is_blamed_on_it() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let lab = lab_with_agents(base.path(), Vec::new(), None);
+    let agent = |node: &str| {
+        lab.state
+            .processes
+            .iter()
+            .find(|p| p.role == format!("agent {node}"))
+            .unwrap()
+            .pid
+    };
+    // Sender and receiver on CPUs of their own, then a competitor on the
+    // receiver's: what a noisy neighbour on the receiving node looks like.
+    pin(agent("node-1"), 0);
+    pin(agent("node-2"), 1);
+    let section = "modes = [\"udp\"]\npaths = [\"native\"]\nudp_rates = [20000]\nudp_step = \"3s\"";
+    let quiet = run_throughput(&lab, &base.path().join("quiet"), section, "node-1", 0);
+    let noisy = {
+        let _competitors: Vec<BusyNeighbour> = (0..3).map(|_| BusyNeighbour::start(1)).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        run_throughput(&lab, &base.path().join("noisy"), section, "node-1", 0)
+    };
+    let (q, n) = (udp_step(&quiet), udp_step(&noisy));
+    eprintln!("quiet: {q}\nnoisy: {n}");
+    let loss = |s: &Value| s["loss_pct"].as_f64().unwrap();
+    assert!(loss(n) > loss(q), "loss did not rise: quiet {q}, noisy {n}");
+    assert!(
+        n["receiver_wait_pct"].as_f64().unwrap() > q["receiver_wait_pct"].as_f64().unwrap(),
+        "the receiving thread waited no longer: quiet {q}, noisy {n}"
+    );
+    let causes = noisy["facts"]["udp_loss_causes"]["node-1->node-2/native/udp"].to_string();
+    assert!(causes.contains("waited for its CPU"), "{causes}");
 }

@@ -237,6 +237,7 @@ fn serve_udp(
     sink: &Sink,
 ) {
     let mut buf = vec![0u8; BUFFER_BYTES];
+    sink.receives_udp_on_this_thread();
     while !stopped(stop, cancel) {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,

@@ -12,7 +12,7 @@ mod counters;
 mod hiccup;
 mod measure;
 mod report;
-mod schedstat;
+pub(crate) mod schedstat;
 #[cfg(test)]
 mod tests;
 

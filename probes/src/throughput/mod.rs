@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
-use crate::probe::{deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions};
+use crate::probe::{
+    deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions, ReportPart,
+};
 use crate::result::ProbeResult;
 use crate::rtt::responder::{self, MAX_PER_PEER};
 pub use crate::rtt::Target;
@@ -88,6 +90,7 @@ impl Probe for Throughput {
             keyed: true,
         },
     ];
+    const REPORT_PARTS: &'static [ReportPart] = &[ReportPart::ThroughputUdpLoss];
     type Params = Params;
 
     fn validate(params: &Params) -> Result<(), ProbeError> {

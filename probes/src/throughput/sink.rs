@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,29 @@ struct UdpCount {
 #[derive(Debug, Default)]
 pub struct Sink {
     udp: Mutex<HashMap<u64, UdpCount>>,
+    /// The thread that receives datagrams (0: not known), whose run-queue
+    /// wait tells a competitor for its CPU from a lossy network.
+    udp_thread: AtomicU64,
 }
 
 impl Sink {
+    /// Called by the thread that will hand datagrams to [`Sink::datagram`].
+    pub fn receives_udp_on_this_thread(&self) {
+        if let Some(tid) = this_thread_id() {
+            self.udp_thread.store(tid, Ordering::Relaxed);
+        }
+    }
+
+    /// The receiving thread's time waiting for a CPU while runnable, ns.
+    fn udp_thread_wait_ns(&self) -> Option<u64> {
+        let tid = self.udp_thread.load(Ordering::Relaxed);
+        if tid == 0 {
+            return None;
+        }
+        let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        crate::steal::schedstat::parse_schedstat(&text).map(|(_, wait)| wait)
+    }
+
     /// Counts a datagram if it belongs to an open session. True when it was
     /// a throughput datagram at all (it is then never echoed).
     pub fn datagram(&self, buf: &[u8]) -> bool {
@@ -77,15 +98,20 @@ impl Sink {
                     self.close_session(session);
                     return;
                 }
+                let wait_before = self.udp_thread_wait_ns();
                 let ended = drain(&mut stream, &stopped);
                 let count = self.close_session(session);
                 if ended.is_none() {
                     return;
                 }
+                let wait = self.udp_thread_wait_ns().zip(wait_before);
                 Report {
                     bytes: count.bytes,
                     packets: count.packets,
                     reordered: count.reordered,
+                    receiver_wait_s: wait.map(|(after, before)| {
+                        after.saturating_sub(before) as f64 / 1e9
+                    }),
                     ..Report::default()
                 }
             }
@@ -163,6 +189,13 @@ fn drain(stream: &mut TcpStream, stopped: &impl Fn() -> bool) -> Option<u64> {
         }
     }
     None
+}
+
+/// This thread's kernel id, from /proc/thread-self (a link to
+/// `<pid>/task/<tid>`).
+fn this_thread_id() -> Option<u64> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

@@ -150,6 +150,7 @@ pub(crate) fn udp(
 ) -> bool {
     let mut steps_fact = Map::new();
     let mut max_rate = Map::new();
+    let mut attributed = Map::new();
     for (target, t) in measured {
         let key = udp_key(src, target);
         if let Some(why) = &t.failed {
@@ -161,6 +162,7 @@ pub(crate) fn udp(
         }
         let mut best = None;
         let mut steps = Vec::new();
+        let mut causes = Vec::new();
         for s in &t.steps {
             let seconds = s.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
             let Some(r) = &s.receiver else {
@@ -178,6 +180,12 @@ pub(crate) fn udp(
             if loss <= params.loss_threshold_pct && offered_in_full {
                 best = Some(s.offered_pps);
             }
+            let wait_pct = r.receiver_wait_s.map(|w| w * 100.0 / r.cpu.wall_s.max(1e-9));
+            if loss > params.loss_threshold_pct {
+                if let Some(cause) = loss_cause(s.offered_pps, loss, wait_pct, r) {
+                    causes.push(json!(cause));
+                }
+            }
             steps.push(json!({
                 "offered_pps": s.offered_pps,
                 "sent": s.sent,
@@ -191,10 +199,17 @@ pub(crate) fn udp(
                 "sender_cpu_s_per_mpkt": per_mpkt(&s.sender_cpu, s.sent),
                 "receiver_cpu_s_per_mpkt": per_mpkt(&r.cpu, r.packets),
                 "receiver_steal_pct": round3(r.cpu.steal_pct()),
+                "receiver_wait_pct": wait_pct.map(round3),
             }));
         }
         if let Some(pps) = best {
             max_rate.insert(key.clone(), json!(pps));
+        }
+        if !causes.is_empty() {
+            for c in &causes {
+                result.warn(format!("{key}: {}", c.as_str().unwrap_or_default()));
+            }
+            attributed.insert(key.clone(), Value::Array(causes));
         }
         steps_fact.insert(key, Value::Array(steps));
     }
@@ -203,7 +218,34 @@ pub(crate) fn udp(
     }
     result.fact("udp", Value::Object(steps_fact));
     result.fact("udp_max_rate_pps", Value::Object(max_rate));
+    if !attributed.is_empty() {
+        result.fact("udp_loss_causes", Value::Object(attributed));
+    }
     true
+}
+
+/// A receiver waiting this share of a step for its CPU, or a machine losing
+/// this share to its hypervisor, explains loss better than the network.
+const CPU_CAUSE_PCT: f64 = 5.0;
+
+/// Loss above the threshold blamed on the receiving node's CPU when its
+/// receiving thread waited for a CPU (a competitor on it) or the hypervisor
+/// stole time during the step; None when neither did (the network, or the
+/// receiver's own speed).
+fn loss_cause(pps: u64, loss: f64, wait_pct: Option<f64>, r: &super::wire::Report) -> Option<String> {
+    let steal = r.cpu.steal_pct();
+    let wait = wait_pct.unwrap_or(0.0);
+    if wait < CPU_CAUSE_PCT && steal < CPU_CAUSE_PCT {
+        return None;
+    }
+    let (what, pct) = if wait >= steal {
+        ("waited for its CPU (another task on it: guest wait)", wait)
+    } else {
+        ("lost CPU to the hypervisor (steal)", steal)
+    };
+    Some(format!(
+        "{loss:.1} % lost at {pps} packets/s while the receiver {what} {pct:.0} % of the step          (steal {steal:.1} %, receiving thread's run-queue wait {wait:.1} %): the receiving          node's CPU, not the network, dropped these packets"
+    ))
 }
 
 /// A stream that stops moving is never acceptable: no profile threshold.

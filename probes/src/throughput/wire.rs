@@ -80,6 +80,10 @@ pub struct Report {
     pub reordered: u64,
     /// The receiving process and machine over the connection's life.
     pub cpu: CpuCost,
+    /// UDP: how long the thread receiving datagrams waited for a CPU while
+    /// it had work (another task on its CPU), s.
+    #[serde(default)]
+    pub receiver_wait_s: Option<f64>,
 }
 
 impl Report {
@@ -128,6 +132,7 @@ mod tests {
                 user_s: 0.5,
                 ..CpuCost::default()
             },
+            receiver_wait_s: Some(0.25),
         };
         assert_eq!(Report::read_from(&r.to_line()[..]), Some(r));
         assert_eq!(Report::read_from(&b""[..]), None);

@@ -8,6 +8,7 @@ pub mod percentiles;
 pub mod rtt;
 pub mod services_first_packet;
 pub mod services_programming;
+pub mod throughput_loss;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,7 @@ fn part_charts(part: ReportPart, results: &[&ProbeResult]) -> Vec<Chart> {
         }
         ReportPart::RttHeatmaps => rtt::charts(results),
         ReportPart::RttTables => Vec::new(),
+        ReportPart::ThroughputUdpLoss => throughput_loss::chart(results).into_iter().collect(),
     }
 }
 

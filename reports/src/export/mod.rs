@@ -6,6 +6,7 @@ pub mod csv;
 pub mod html;
 pub mod junit;
 pub(crate) mod labels;
+mod overlay_tax;
 mod rtt_tables;
 mod summary;
 
