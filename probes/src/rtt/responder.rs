@@ -341,10 +341,16 @@ fn serve_tcp(
 /// registered nonce?
 fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
     let mut nonce = [0u8; NONCE_LEN];
+    read_exact_within(stream, &mut nonce, NONCE_WAIT) && gate.accepts(&nonce)
+}
+
+/// Fills `buf` from a stream with a short read timeout, giving up after
+/// `wait` or at the end of the stream; true when it is full.
+pub(crate) fn read_exact_within(stream: &mut TcpStream, buf: &mut [u8], wait: Duration) -> bool {
     let mut got = 0;
-    let until = Instant::now() + NONCE_WAIT;
-    while got < NONCE_LEN && Instant::now() < until {
-        match stream.read(&mut nonce[got..]) {
+    let until = Instant::now() + wait;
+    while got < buf.len() && Instant::now() < until {
+        match stream.read(&mut buf[got..]) {
             Ok(0) => return false,
             Ok(n) => got += n,
             Err(e)
@@ -355,7 +361,7 @@ fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
             Err(_) => return false,
         }
     }
-    got == NONCE_LEN && gate.accepts(&nonce)
+    got == buf.len()
 }
 
 fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {

@@ -164,23 +164,7 @@ impl Params {
                 "no targets: give at least one node's echo port address",
             ));
         }
-        for t in &self.targets {
-            if t.node.is_empty() || t.node.contains(['/', ' ']) || t.node.contains("->") {
-                return Err(ProbeError::invalid(
-                    "targets.node",
-                    format!("`{}`: one word without `/` or `->`", t.node),
-                ));
-            }
-            if t.path.is_empty() || t.path.contains(['/', ' ']) {
-                return Err(ProbeError::invalid(
-                    "targets.path",
-                    format!("`{}`: one word without `/`", t.path),
-                ));
-            }
-            if t.port == 0 {
-                return Err(ProbeError::invalid("targets.port", "port 0"));
-            }
-        }
+        crate::rtt::validate_targets(&self.targets)?;
         if let Some(hex) = &self.echo_nonce {
             if responder::parse_nonce(hex).is_none() {
                 return Err(ProbeError::invalid("echo_nonce", "32 hex digits"));

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cpu::CpuSample;
+use crate::rtt::responder::read_exact_within;
 use super::wire::{self, Kind, Report, MAGIC, OPENING_LEN, SESSION_OPEN};
 
 /// UDP sessions counted at once; more control connections are closed.
@@ -161,17 +162,8 @@ pub fn opens_with_magic(stream: &TcpStream) -> bool {
 
 fn read_opening(stream: &mut TcpStream) -> Option<(Kind, u64)> {
     let mut opening = [0u8; OPENING_LEN];
-    let mut got = 0;
-    let until = Instant::now() + OPENING_WAIT;
-    while got < OPENING_LEN && Instant::now() < until {
-        match stream.read(&mut opening[got..]) {
-            Ok(0) => return None,
-            Ok(n) => got += n,
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return None,
-        }
-    }
-    (got == OPENING_LEN).then(|| wire::parse_opening(&opening))?
+    read_exact_within(stream, &mut opening, OPENING_WAIT)
+        .then(|| wire::parse_opening(&opening))?
 }
 
 /// Reads and counts until the sender half-closes (Some(bytes)), or None
