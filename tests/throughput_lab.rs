@@ -11,11 +11,20 @@ mod contract;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use infraqual::lab::{self, Fault, LabGuard, LabSpec, Region};
 use infraqual_probes::require_caps;
 use serde_json::Value;
+
+/// These tests measure rates and CPU: beside each other each would be the
+/// other's noisy neighbour, so they take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn lab_with_agents(base: &Path, regions: Vec<Region>, fault: Option<Fault>) -> LabGuard {
     let spec = LabSpec {
@@ -71,6 +80,7 @@ fn region(name: &str, rate_bps: u64) -> Region {
 #[test]
 fn a_rate_capped_wan_link_reads_back_within_5_percent() {
     require_caps!(NetAdmin, SysAdmin);
+    let _turn = one_at_a_time();
     let base = tempfile::tempdir().unwrap();
     // A rate this shared machine forwards through two userspace delay
     // lines with room to spare, so the cap and not the CPU is the limit.
@@ -103,6 +113,7 @@ fn a_rate_capped_wan_link_reads_back_within_5_percent() {
 #[test]
 fn overlay_costs_more_cpu_per_gb_than_native() {
     require_caps!(NetAdmin, SysAdmin);
+    let _turn = one_at_a_time();
     let base = tempfile::tempdir().unwrap();
     let lab = lab_with_agents(base.path(), Vec::new(), None);
     let r = run_throughput(
@@ -131,6 +142,7 @@ fn overlay_costs_more_cpu_per_gb_than_native() {
 #[test]
 fn the_mtu_black_hole_stalls_a_stream_and_is_reported_in_time() {
     require_caps!(NetAdmin, SysAdmin);
+    let _turn = one_at_a_time();
     let base = tempfile::tempdir().unwrap();
     let lab = lab_with_agents(base.path(), Vec::new(), Some(Fault::MtuBlackhole));
     let r = run_throughput(
@@ -210,6 +222,7 @@ fn udp_step(r: &Value) -> &Value {
 #[test]
 fn udp_loss_under_a_competitor_on_the_receivers_cpu_is_blamed_on_it() {
     require_caps!(NetAdmin, SysAdmin);
+    let _turn = one_at_a_time();
     let base = tempfile::tempdir().unwrap();
     let lab = lab_with_agents(base.path(), Vec::new(), None);
     let agent = |node: &str| {
