@@ -308,10 +308,12 @@ fn lab_report_is_answers_first_and_half_as_tall() {
             Region {
                 name: "oslo".into(),
                 one_way_delay: std::time::Duration::from_millis(1),
+                rate_bps: None,
             },
             Region {
                 name: "frankfurt".into(),
                 one_way_delay: std::time::Duration::from_millis(12),
+                rate_bps: None,
             },
         ],
         fault: None,

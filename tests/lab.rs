@@ -269,10 +269,12 @@ fn regions_read_back_their_delays() {
         Region {
             name: "oslo".into(),
             one_way_delay: Duration::from_millis(1),
+            rate_bps: None,
         },
         Region {
             name: "frankfurt".into(),
             one_way_delay: Duration::from_millis(12),
+            rate_bps: None,
         },
     ];
     let lab = LabGuard(lab::up(&s).unwrap());

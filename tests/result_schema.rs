@@ -112,6 +112,12 @@ fn real_results_of_every_unprivileged_probe_validate() {
             infraqual_probes::mtu::NAME,
             json!({ "targets": target, "max_packet": 1500 }),
         ),
+        (
+            infraqual_probes::throughput::NAME,
+            json!({ "targets": [target[0], { "node": "lo", "path": "overlay",
+                    "address": "127.0.0.1", "port": responder.port() }],
+                    "streams": [1], "duration": "2s", "udp_rates": [1000], "udp_step": "1s" }),
+        ),
     ];
     for (probe, params) in runs {
         let result = registry::run(probe, &params, &ctx)

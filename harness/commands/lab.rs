@@ -36,9 +36,10 @@ pub struct UpArgs {
     /// Number of nodes (2..=100).
     #[arg(long, default_value_t = 2)]
     pub nodes: usize,
-    /// A region and its one-way delay to the WAN hub, e.g. oslo:1ms (repeat
-    /// for each region; nodes are split between regions in order).
-    #[arg(long = "region", value_name = "NAME:ONE_WAY_DELAY", value_parser = parse_region)]
+    /// A region, its one-way delay to the WAN hub and optionally its WAN
+    /// link rate, e.g. oslo:1ms or oslo:1ms:200mbit (repeat for each region;
+    /// nodes are split between regions in order).
+    #[arg(long = "region", value_name = "NAME:ONE_WAY_DELAY[:RATE]", value_parser = parse_region)]
     pub regions: Vec<Region>,
     /// Inject a fault.
     #[arg(long, value_enum)]
@@ -88,9 +89,13 @@ pub struct StatusArgs {
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {
-    let (name, delay) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}`: expected NAME:ONE_WAY_DELAY, e.g. oslo:1ms"))?;
+    let (name, rest) = s.split_once(':').ok_or_else(|| {
+        format!("`{s}`: expected NAME:ONE_WAY_DELAY[:RATE], e.g. oslo:1ms or oslo:1ms:200mbit")
+    })?;
+    let (delay, rate_bps) = match rest.split_once(':') {
+        Some((delay, rate)) => (delay, Some(lab::delay::parse_rate(rate)?)),
+        None => (rest, None),
+    };
     let ok_name = !name.is_empty()
         && name.len() <= 10
         && name
@@ -108,6 +113,7 @@ fn parse_region(s: &str) -> Result<Region, String> {
     Ok(Region {
         name: name.to_string(),
         one_way_delay: delay.0,
+        rate_bps,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The delay line between a region and the WAN hub (this kernel has no
 //! netem): a process attached to two TUN devices in two namespaces that
 //! holds every packet for the one-way delay before passing it on, in both
-//! directions. Started by `lab up` as a hidden subcommand; killed by
+//! directions. With a rate it is also a link of that speed: each packet
+//! leaves when the ones before it have been serialised, and a packet that
+//! would wait longer than the queue's time is dropped (a router's buffer). Started by `lab up` as a hidden subcommand; killed by
 //! `lab down` (the devices belong to the namespaces and go with them).
 
 // The TUNSETIFF ioctl has no std wrapper.
@@ -43,6 +45,72 @@ pub struct DelayLineArgs {
     /// Packets queued per direction before tail drop (a router's buffer).
     #[arg(long, default_value_t = 4096)]
     pub queue_limit: usize,
+    /// Link rate in bits per second, each direction (IP packet bytes).
+    #[arg(long)]
+    pub rate_bps: Option<u64>,
+    /// With a rate: the longest a packet may queue for the link before tail drop.
+    #[arg(long, default_value = "50ms")]
+    pub queue_time: HumanDuration,
+}
+
+/// Slowest and fastest link a lab region may have.
+pub const MIN_RATE_BPS: u64 = 1_000_000;
+pub const MAX_RATE_BPS: u64 = 100_000_000_000;
+
+/// `200mbit`, `1gbit`, `500kbit` (decimal, as links are sold) to bits/s.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let bad = || format!("`{text}`: expected a link rate like 200mbit, 1gbit or 500kbit");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        _ => return Err(bad()),
+    };
+    let bps = (value * scale).round();
+    if !(MIN_RATE_BPS as f64..=MAX_RATE_BPS as f64).contains(&bps) {
+        return Err(format!("`{text}`: give a rate from 1mbit to 100gbit"));
+    }
+    Ok(bps as u64)
+}
+
+/// The shortest text `parse_rate` reads back as `bps`.
+pub fn rate_text(bps: u64) -> String {
+    for (scale, unit) in [
+        (1_000_000_000, "gbit"),
+        (1_000_000, "mbit"),
+        (1_000, "kbit"),
+    ] {
+        if bps % scale == 0 {
+            return format!("{}{unit}", bps / scale);
+        }
+    }
+    format!("{}kbit", bps as f64 / 1e3)
+}
+
+/// A link of fixed rate: when the packet now arriving can start to leave.
+struct Link {
+    ns_per_byte: f64,
+    max_wait: Duration,
+    free_at: Instant,
+}
+
+impl Link {
+    /// When a packet of `len` bytes arriving `now` has been serialised, or
+    /// None when it would queue longer than the buffer holds.
+    fn departure(&mut self, now: Instant, len: usize) -> Option<Instant> {
+        let start = self.free_at.max(now);
+        if start.duration_since(now) > self.max_wait {
+            return None;
+        }
+        self.free_at = start + Duration::from_nanos((len as f64 * self.ns_per_byte) as u64);
+        Some(self.free_at)
+    }
 }
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -87,6 +155,16 @@ pub fn run(args: &DelayLineArgs) -> Result<Outcome> {
     let b = attach(&args.b_dev)?;
     let delay = args.delay.0;
     let limit = args.queue_limit.max(1);
+    if let Some(bps) = args.rate_bps {
+        if !(MIN_RATE_BPS..=MAX_RATE_BPS).contains(&bps) {
+            bail!("--rate-bps {bps}: give {MIN_RATE_BPS}..={MAX_RATE_BPS}");
+        }
+    }
+    let link = |bps: u64| Link {
+        ns_per_byte: 8e9 / bps as f64,
+        max_wait: args.queue_time.0,
+        free_at: Instant::now(),
+    };
     let mut threads = Vec::new();
     for (from, to, name) in [(a.try_clone()?, b.try_clone()?, "a->b"), (b, a, "b->a")] {
         let queue = Arc::new(Queue {
@@ -94,10 +172,11 @@ pub fn run(args: &DelayLineArgs) -> Result<Outcome> {
             ready: Condvar::new(),
         });
         let q = Arc::clone(&queue);
+        let link = args.rate_bps.map(link);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("delay-in-{name}"))
-                .spawn(move || receive(from, &q, delay, limit))?,
+                .spawn(move || receive(from, &q, delay, limit, link))?,
         );
         threads.push(
             std::thread::Builder::new()
@@ -117,7 +196,7 @@ pub fn run(args: &DelayLineArgs) -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-fn receive(mut from: File, queue: &Queue, delay: Duration, limit: usize) {
+fn receive(mut from: File, queue: &Queue, delay: Duration, limit: usize, mut link: Option<Link>) {
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
         let n = match from.read(&mut buf) {
@@ -126,7 +205,12 @@ fn receive(mut from: File, queue: &Queue, delay: Duration, limit: usize) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
-        let due = Instant::now() + delay;
+        let now = Instant::now();
+        let due = match link.as_mut().map(|l| l.departure(now, n)) {
+            None => now + delay,
+            Some(Some(sent)) => sent + delay,
+            Some(None) => continue,
+        };
         let mut q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() < limit {
             q.push_back((due, buf[..n].to_vec()));
@@ -135,7 +219,7 @@ fn receive(mut from: File, queue: &Queue, delay: Duration, limit: usize) {
     }
 }
 
-/// Constant delay keeps the queue in due order: wait for the head's time,
+/// Constant delay (and a link's departures, which only grow) keeps the queue in due order: wait for the head's time,
 /// write it, repeat.
 fn release(mut to: File, queue: &Queue) {
     let mut q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
@@ -160,5 +244,49 @@ fn release(mut to: File, queue: &Queue) {
         // A write error (no route, device down) drops the packet, like a link.
         let _ = to.write(&packet);
         q = queue.packets.lock().unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_in_decimal_link_units_and_print_back() {
+        assert_eq!(parse_rate("200mbit"), Ok(200_000_000));
+        assert_eq!(parse_rate("1.5Gbit"), Ok(1_500_000_000));
+        assert_eq!(
+            parse_rate("500kbit"),
+            Err("`500kbit`: give a rate from 1mbit to 100gbit".into())
+        );
+        for bad in ["200", "mbit", "200mb", "1e3mbit", "-5mbit", "200tbit"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        for bps in [200_000_000, 1_500_000_000, 2_000_000_000, 1_234_000] {
+            assert_eq!(parse_rate(&rate_text(bps)), Ok(bps));
+        }
+    }
+
+    #[test]
+    fn a_link_spaces_packets_by_their_size_and_drops_past_its_buffer() {
+        let now = Instant::now();
+        let mut link = Link {
+            ns_per_byte: 8e9 / 100_000_000.0,
+            max_wait: Duration::from_micros(300),
+            free_at: now,
+        };
+        // 1250 bytes at 100 Mbit/s take 100 µs on the wire.
+        let first = link.departure(now, 1250).unwrap();
+        assert_eq!(first - now, Duration::from_micros(100));
+        let second = link.departure(now, 1250).unwrap();
+        assert_eq!(second - now, Duration::from_micros(200));
+        link.departure(now, 1250).unwrap();
+        link.departure(now, 1250).unwrap();
+        assert!(link.departure(now, 1250).is_none(), "waits 400 µs > 300 µs");
+        let later = now + Duration::from_millis(10);
+        assert_eq!(
+            link.departure(later, 125).unwrap() - later,
+            Duration::from_micros(10)
+        );
     }
 }

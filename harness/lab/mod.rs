@@ -74,6 +74,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab> {
             .map(|r| state::RegionState {
                 name: r.name.clone(),
                 one_way_delay_us: r.one_way_delay.as_micros() as u64,
+                rate_bps: r.rate_bps,
             })
             .collect(),
         nodes: layout
@@ -113,7 +114,7 @@ fn build(spec: &LabSpec, layout: &Layout, dir: &Path, st: &mut LabState) -> Resu
         let ready = dir.join(format!("delay-{}.ready", k + 1));
         let log = dir.join(format!("delay-{}.log", k + 1));
         let delay = layout.regions[k].one_way_delay;
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "lab".into(),
             "delay-line".into(),
             "--a-netns".into(),
@@ -129,6 +130,9 @@ fn build(spec: &LabSpec, layout: &Layout, dir: &Path, st: &mut LabState) -> Resu
             "--ready-file".into(),
             ready.display().to_string(),
         ];
+        if let Some(rate) = layout.regions[k].rate_bps {
+            args.extend(["--rate-bps".into(), rate.to_string()]);
+        }
         let pid = procs::spawn(&spec.exe, &args, &log)?;
         st.processes.push(state::ProcessState {
             role: format!("delay-line {}", layout.regions[k].name),
@@ -250,7 +254,15 @@ pub fn describe(dir: &Path) -> Result<String> {
     let regions: Vec<String> = st
         .regions
         .iter()
-        .map(|r| format!("{}:{}us", r.name, r.one_way_delay_us))
+        .map(|r| match r.rate_bps {
+            Some(bps) => format!(
+                "{}:{}us:{}",
+                r.name,
+                r.one_way_delay_us,
+                delay::rate_text(bps)
+            ),
+            None => format!("{}:{}us", r.name, r.one_way_delay_us),
+        })
         .collect();
     let mut out = format!(
         "{}  created {}  nodes {}  regions {}  fault {}  namespaces {}/{}  processes {}/{}\n",

@@ -48,6 +48,8 @@ pub struct NodeState {
 pub struct RegionState {
     pub name: String,
     pub one_way_delay_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bps: Option<u64>,
 }
 
 impl LabState {

@@ -49,6 +49,9 @@ impl Fault {
 pub struct Region {
     pub name: String,
     pub one_way_delay: Duration,
+    /// The region's WAN link rate in bits per second (both directions);
+    /// None: as fast as the delay line forwards.
+    pub rate_bps: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +112,7 @@ impl Layout {
             vec![Region {
                 name: "lab".into(),
                 one_way_delay: Duration::ZERO,
+                rate_bps: None,
             }]
         } else {
             regions.to_vec()

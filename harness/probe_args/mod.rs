@@ -66,6 +66,7 @@ probe_commands! {
     Fsync => fsync::FsyncArgs for infraqual_probes::fsync::Fsync,
     Rtt => rtt::RttArgs for infraqual_probes::rtt::Rtt,
     Mtu => mtu::MtuArgs for infraqual_probes::mtu::Mtu,
+    Throughput => throughput::ThroughputArgs for infraqual_probes::throughput::Throughput,
     Services => services::ServicesArgs for infraqual_probes::services::Services,
 }
 

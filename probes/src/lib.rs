@@ -34,6 +34,7 @@ probe_registry! {
     fsync::Fsync,
     rtt::Rtt,
     mtu::Mtu,
+    throughput::Throughput,
     services::Services,
 }
 

@@ -131,6 +131,8 @@ pub enum ReportPart {
     RttHeatmaps,
     /// Per-pair round-trip tables and the region table.
     RttTables,
+    /// UDP loss against the offered packet rate, per path.
+    ThroughputUdpLoss,
 }
 
 /// What `qualify` passes to every probe when it chooses its parameters.

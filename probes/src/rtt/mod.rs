@@ -184,23 +184,7 @@ impl Params {
                 "no targets: give at least one node's echo responder address",
             ));
         }
-        for t in &self.targets {
-            if t.node.is_empty() || t.node.contains(['/', ' ']) || t.node.contains("->") {
-                return Err(ProbeError::invalid(
-                    "targets.node",
-                    format!("`{}`: one word without `/` or `->`", t.node),
-                ));
-            }
-            if t.path.is_empty() || t.path.contains(['/', ' ']) {
-                return Err(ProbeError::invalid(
-                    "targets.path",
-                    format!("`{}`: one word without `/`", t.path),
-                ));
-            }
-            if t.port == 0 {
-                return Err(ProbeError::invalid("targets.port", "port 0"));
-            }
-        }
+        validate_targets(&self.targets)?;
         if let Some(hex) = &self.echo_nonce {
             if responder::parse_nonce(hex).is_none() {
                 return Err(ProbeError::invalid("echo_nonce", "32 hex digits"));
@@ -259,6 +243,29 @@ impl Params {
     fn interval(&self) -> Option<Duration> {
         self.rate.map(|r| Duration::from_secs_f64(1.0 / r))
     }
+}
+
+/// Node and path names that key results (one word each) and a real port,
+/// for every probe that measures against echo responders.
+pub fn validate_targets(targets: &[Target]) -> Result<(), ProbeError> {
+    for t in targets {
+        if t.node.is_empty() || t.node.contains(['/', ' ']) || t.node.contains("->") {
+            return Err(ProbeError::invalid(
+                "targets.node",
+                format!("`{}`: one word without `/` or `->`", t.node),
+            ));
+        }
+        if t.path.is_empty() || t.path.contains(['/', ' ']) {
+            return Err(ProbeError::invalid(
+                "targets.path",
+                format!("`{}`: one word without `/`", t.path),
+            ));
+        }
+        if t.port == 0 {
+            return Err(ProbeError::invalid("targets.port", "port 0"));
+        }
+    }
+    Ok(())
 }
 
 /// What one measurement loop hands back.

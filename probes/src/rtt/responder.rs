@@ -7,7 +7,9 @@
 //! the mtu probe measures the forward path, and a short reply keeps the
 //! reverse path's MTU out of the answer. TCP connections get every byte
 //! echoed back; a connect-and-close (the tcp_connect measurement) costs the
-//! responder one accept.
+//! responder one accept. Connections and datagrams of the throughput probe
+//! (they start with its magic) go to its sink, behind the same gate and
+//! limits.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::context::CancelToken;
 use crate::error::ProbeError;
+use crate::throughput::sink::{self, Sink};
 
 /// First bytes of an mtu probe datagram.
 pub const MTU_MAGIC: &[u8; 8] = b"IQMTU\0\0\0";
@@ -125,11 +128,12 @@ impl EchoResponder {
             .map_err(|e| io_err("echo responder: UDP timeout", e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
+        let sink = Arc::new(Sink::default());
 
-        let (s, c, g) = (Arc::clone(&stop), cancel.clone(), gate.clone());
-        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c, &g))?);
+        let (s, c, g, k) = (Arc::clone(&stop), cancel.clone(), gate.clone(), Arc::clone(&sink));
+        threads.push(spawn("iq-echo-udp", move || serve_udp(udp, &s, &c, &g, &k))?);
         let (s, c) = (Arc::clone(&stop), cancel);
-        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c, gate)) {
+        match spawn("iq-echo-tcp", move || serve_tcp(listener, &s, &c, gate, sink)) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -225,8 +229,15 @@ fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
     stop.load(Ordering::Relaxed) || cancel.is_cancelled()
 }
 
-fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &Gate) {
+fn serve_udp(
+    socket: UdpSocket,
+    stop: &AtomicBool,
+    cancel: &CancelToken,
+    gate: &Gate,
+    sink: &Sink,
+) {
     let mut buf = vec![0u8; BUFFER_BYTES];
+    sink.receives_udp_on_this_thread();
     while !stopped(stop, cancel) {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
@@ -241,6 +252,9 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &
                 continue;
             }
         }
+        if sink.datagram(&buf[..n]) {
+            continue;
+        }
         let reply = if buf[..n].starts_with(MTU_MAGIC) {
             &buf[..n.min(MTU_REPLY_LEN)]
         } else {
@@ -250,7 +264,13 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &
     }
 }
 
-fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken, gate: Gate) {
+fn serve_tcp(
+    listener: TcpListener,
+    stop: &Arc<AtomicBool>,
+    cancel: &CancelToken,
+    gate: Gate,
+    sink: Arc<Sink>,
+) {
     let active = Arc::new(AtomicUsize::new(0));
     let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
@@ -291,12 +311,16 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
         }
         active.fetch_add(1, Ordering::Relaxed);
         let (s, c, a) = (Arc::clone(stop), cancel.clone(), Arc::clone(&active));
-        let g = gate.clone();
+        let (g, k) = (gate.clone(), Arc::clone(&sink));
         let release_on_fail = release.clone();
         match spawn("iq-echo-conn", move || {
             let mut stream = stream;
             if g.as_deref().is_none_or(|g| nonce_arrives(&mut stream, g)) {
-                serve_connection(stream, &s, &c);
+                if sink::opens_with_magic(&stream) {
+                    k.serve(stream, || stopped(&s, &c));
+                } else {
+                    serve_connection(stream, &s, &c);
+                }
             }
             a.fetch_sub(1, Ordering::Relaxed);
             release();
@@ -317,10 +341,16 @@ fn serve_tcp(listener: TcpListener, stop: &Arc<AtomicBool>, cancel: &CancelToken
 /// registered nonce?
 fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
     let mut nonce = [0u8; NONCE_LEN];
+    read_exact_within(stream, &mut nonce, NONCE_WAIT) && gate.accepts(&nonce)
+}
+
+/// Fills `buf` from a stream with a short read timeout, giving up after
+/// `wait` or at the end of the stream; true when it is full.
+pub(crate) fn read_exact_within(stream: &mut TcpStream, buf: &mut [u8], wait: Duration) -> bool {
     let mut got = 0;
-    let until = Instant::now() + NONCE_WAIT;
-    while got < NONCE_LEN && Instant::now() < until {
-        match stream.read(&mut nonce[got..]) {
+    let until = Instant::now() + wait;
+    while got < buf.len() && Instant::now() < until {
+        match stream.read(&mut buf[got..]) {
             Ok(0) => return false,
             Ok(n) => got += n,
             Err(e)
@@ -331,7 +361,7 @@ fn nonce_arrives(stream: &mut TcpStream, gate: &EchoNonces) -> bool {
             Err(_) => return false,
         }
     }
-    got == NONCE_LEN && gate.accepts(&nonce)
+    got == buf.len()
 }
 
 fn serve_connection(mut stream: TcpStream, stop: &AtomicBool, cancel: &CancelToken) {

@@ -13,7 +13,7 @@ mod hiccup;
 mod measure;
 mod report;
 mod rounds;
-mod schedstat;
+pub(crate) mod schedstat;
 #[cfg(test)]
 mod tests;
 

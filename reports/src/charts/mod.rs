@@ -9,6 +9,7 @@ pub mod rounds;
 pub mod rtt;
 pub mod services_first_packet;
 pub mod services_programming;
+pub mod throughput_loss;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -114,6 +115,7 @@ fn part_charts(part: ReportPart, results: &[&ProbeResult]) -> Vec<Chart> {
         }
         ReportPart::RttHeatmaps => rtt::charts(results),
         ReportPart::RttTables => Vec::new(),
+        ReportPart::ThroughputUdpLoss => throughput_loss::chart(results).into_iter().collect(),
     }
 }
 

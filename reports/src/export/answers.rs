@@ -30,13 +30,14 @@ pub struct Answer {
 
 /// Every question, in the order a reader asks them, with the probe that
 /// answers it (for the "not measured" line).
-pub const QUESTIONS: [(&str, &str); 6] = [
+pub const QUESTIONS: [(&str, &str); 7] = [
     ("fsync", "Can this disk carry etcd?"),
     ("steal", "Is a neighbour stealing CPU?"),
     ("rtt", "What does the overlay cost per round trip?"),
     ("services", "What do many Services cost per first packet?"),
     ("mtu", "Where does the MTU break?"),
     ("regions", "How far apart are the regions?"),
+    ("throughput", "What does the overlay cost per byte?"),
 ];
 
 pub fn answers(run: &RunRecord, chart_ids: &[&str]) -> Vec<Answer> {
@@ -62,6 +63,7 @@ pub fn answers(run: &RunRecord, chart_ids: &[&str]) -> Vec<Answer> {
         run,
         chart("rtt-heatmap-native").or(chart("rtt-heatmap-")),
     ));
+    out.extend(super::overlay_tax::answer(run, chart("throughput-")));
     out
 }
 

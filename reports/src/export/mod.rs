@@ -7,6 +7,7 @@ mod fio_reference;
 pub mod html;
 pub mod junit;
 pub(crate) mod labels;
+mod overlay_tax;
 mod rounds;
 mod rtt_tables;
 mod summary;
