@@ -200,6 +200,92 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
     assert_eq!(contract::assert_bundles_under(&runs), 3);
 }
 
+/// A soak of `windows` windows of 4 s on `disk` into `dir`/runs, started.
+fn soak(dir: &Path, disk: &Path, windows: u32) -> std::process::Child {
+    infraqual()
+        .args([
+            "soak",
+            "--for",
+            &format!("{}s", 4 * windows),
+            "--every",
+            "4s",
+        ])
+        .arg("--dir")
+        .arg(disk)
+        .args(["--log", "soak.hlog", "--out", "runs"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("infraqual soak starts")
+}
+
+/// Two short soaks (three 4 s windows each, at the same time on one disk)
+/// compare like two runs of three rounds: every window is a round, so the
+/// intervals include the variation from window to window.
+#[test]
+fn two_soaks_compare_with_their_windows_as_rounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bundles = Vec::new();
+    let children: Vec<(PathBuf, std::process::Child)> = ["soak-a", "soak-b"]
+        .iter()
+        .map(|name| {
+            let dir = tmp.path().join(name);
+            let disk = dir.join("disk");
+            std::fs::create_dir_all(&disk).unwrap();
+            let child = soak(&dir, &disk, 3);
+            (dir, child)
+        })
+        .collect();
+    for (dir, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "soak: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bundles.push(only_bundle(&dir.join("runs")));
+    }
+    let run_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundles[0].join("run.json")).unwrap())
+            .unwrap();
+    let fsync = run_json["nodes"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["probe"] == "fsync")
+        .expect("the soak measured fsync");
+    assert_eq!(
+        fsync["rounds"].as_array().unwrap().len(),
+        3,
+        "a round per window"
+    );
+
+    let out = tmp.path().join("cmp");
+    let (code, c, stdout) = compare_json(&bundles[0], &bundles[1], &out, &["--seed", "1"]);
+    assert!(matches!(code, 0 | 1), "{stdout}");
+    let f = fdatasync(&c);
+    assert_eq!(f["run_to_run"]["rounds_a"], 3, "{f}");
+    assert_eq!(f["run_to_run"]["rounds_b"], 3, "{f}");
+    assert_eq!(f["run_to_run_note"], Value::Null);
+    let steal = c["latencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["probe"] == "steal")
+        .collect::<Vec<_>>();
+    assert!(!steal.is_empty(), "steal compared too: {stdout}");
+    assert!(steal.iter().all(|l| l["run_to_run"]["rounds_a"] == 3));
+    assert!(
+        stdout.contains("every interval includes the variation from run to run (3 vs 3 rounds"),
+        "{stdout}"
+    );
+    for side in ["soak-a", "soak-b"] {
+        contract::assert_bundles_under(&tmp.path().join(side).join("runs"));
+    }
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
