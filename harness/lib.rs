@@ -16,6 +16,7 @@ pub mod exit;
 pub mod lab;
 pub mod probe_args;
 pub mod progress;
+pub mod rounds;
 pub mod signals;
 pub mod soak;
 pub mod table;

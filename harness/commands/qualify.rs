@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use infraqual_probes::privilege;
 use infraqual_probes::probe::QualifyOptions;
-use infraqual_probes::{registry, ProbeContext, ProbeDescriptor, ProbeName, ProbeResult, Verdict};
+use infraqual_probes::{
+    registry, ProbeContext, ProbeDescriptor, ProbeError, ProbeName, ProbeResult, Verdict,
+};
 use infraqual_reports::bundle::{BundleWriter, RunVerdict};
 use infraqual_reports::render;
 use serde_json::{json, Value};
@@ -16,6 +18,7 @@ use crate::commands::local_run::LocalRunArgs;
 use crate::exit::Outcome;
 use crate::probe_args::load_profile;
 use crate::progress::StepProgress;
+use crate::rounds::{parse_rounds_flag, step_label, RoundsOf};
 use crate::{signals, table};
 
 #[derive(Args, Debug)]
@@ -29,6 +32,11 @@ pub struct QualifyArgs {
     /// Comma-separated probes to run (default: all available).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_probe)]
     pub probes: Option<Vec<ProbeName>>,
+    /// Complete runs of each probe, interleaved (round 1 of every probe,
+    /// then round 2, ...), merged into one result that keeps every round
+    /// (1 ..= 100).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_rounds_flag, allow_hyphen_values = true)]
+    pub rounds: u32,
     #[command(flatten)]
     pub run: LocalRunArgs,
     /// After the run, save its run.json and plan.toml as baseline NAME
@@ -164,35 +172,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
 
     let mut ctx = ProbeContext::new(&args.run.node, profile);
     ctx.cancel = signals::cancel_on_signals();
-    let progress = StepProgress::start(steps.len());
-    for (probe, step) in &steps {
-        if ctx.cancel.is_cancelled() {
-            bundle.add_error(
-                &args.run.node,
-                Some(probe.as_str()),
-                "cancelled before it started",
-            )?;
-            continue;
-        }
-        progress.step(format!("{probe}"));
-        match step {
-            Step::Skip(reason) => {
-                let mut skipped = ProbeResult::new(*probe, &args.run.node);
-                skipped
-                    .verdicts
-                    .push(Verdict::skip(&format!("{probe}.run"), "", reason.clone()));
-                bundle.add_result(&args.run.node, skipped)?;
-            }
-            Step::Run(params) => match registry::run(*probe, params, &ctx) {
-                Ok(result) => bundle.add_result(&args.run.node, result)?,
-                Err(err) => {
-                    bundle.add_error(&args.run.node, Some(probe.as_str()), &err.to_string())?
-                }
-            },
-        }
-        progress.done_one();
-    }
-    progress.finish();
+    run_rounds(&mut bundle, &steps, args, &ctx)?;
 
     let record = bundle.finish()?;
     let dir = bundle.dir().to_path_buf();
@@ -208,6 +188,99 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
     Ok(Outcome::from_verdict(record.verdict))
 }
 
+/// Round 1 of every probe, then round 2, ...: slow drift on the machine
+/// lands in every probe alike, and heavy probes still run one at a time.
+/// A probe's result is written after its last round; a cancelled run
+/// writes the rounds that completed, a failed round the probe's error.
+fn run_rounds(
+    bundle: &mut BundleWriter,
+    steps: &[(ProbeName, Step)],
+    args: &QualifyArgs,
+    ctx: &ProbeContext,
+) -> Result<()> {
+    let node = &args.run.node;
+    let mut rounds: Vec<Option<RoundsOf>> = steps
+        .iter()
+        .map(|(probe, _)| Some(RoundsOf::new(*probe, args.rounds)))
+        .collect();
+    let progress = StepProgress::start(steps.len() * args.rounds as usize);
+    'rounds: for round in 1..=args.rounds {
+        for ((probe, step), slot) in steps.iter().zip(rounds.iter_mut()) {
+            let Some(state) = slot else {
+                continue;
+            };
+            if ctx.cancel.is_cancelled() {
+                break 'rounds;
+            }
+            progress.step(step_label(*probe, round, args.rounds));
+            match step {
+                Step::Skip(reason) => {
+                    let mut skipped = ProbeResult::new(*probe, node);
+                    skipped.verdicts.push(Verdict::skip(
+                        &format!("{probe}.run"),
+                        "",
+                        reason.clone(),
+                    ));
+                    bundle.add_result(node, skipped)?;
+                    *slot = None;
+                }
+                Step::Run(params) => match registry::run(*probe, params, ctx) {
+                    Ok(result) => {
+                        state.push(result);
+                        if state.is_complete() {
+                            write_merged(bundle, node, state, &ctx.profile, None)?;
+                            *slot = None;
+                        }
+                    }
+                    Err(ProbeError::Cancelled { .. }) => break 'rounds,
+                    Err(err) => {
+                        let message = if args.rounds > 1 {
+                            format!("round {round}/{}: {err}", args.rounds)
+                        } else {
+                            err.to_string()
+                        };
+                        bundle.add_error(node, Some(probe.as_str()), &message)?;
+                        *slot = None;
+                    }
+                },
+            }
+            progress.done_one();
+        }
+    }
+    progress.finish();
+    for state in rounds.iter_mut().flatten() {
+        if state.completed() == 0 {
+            bundle.add_error(
+                node,
+                Some(state.probe.as_str()),
+                "cancelled before it started",
+            )?;
+        } else {
+            write_merged(bundle, node, state, &ctx.profile, Some("cancelled"))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_merged(
+    bundle: &mut BundleWriter,
+    node: &str,
+    state: &mut RoundsOf,
+    profile: &infraqual_probes::Profile,
+    cut_short: Option<&str>,
+) -> Result<()> {
+    match state.merge(profile, cut_short) {
+        Some(Ok(result)) => bundle.add_result(node, result)?,
+        Some(Err(err)) => bundle.add_error(
+            node,
+            Some(state.probe.as_str()),
+            &format!("merging its rounds: {err}"),
+        )?,
+        None => {}
+    }
+    Ok(())
+}
+
 fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Value {
     let mut probes = serde_json::Map::new();
     for (probe, step) in steps {
@@ -220,6 +293,7 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
         "profile": profile,
         "out": args.run.out.display().to_string(),
         "quick": args.quick,
+        "rounds": args.rounds,
         "probes": probes,
     })
 }

@@ -12,7 +12,7 @@ use infraqual_probes::{Probe, ProbeName};
 use serde_json::Value;
 
 /// Flags every `probe` subcommand takes.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
     /// Print the ProbeResult as JSON on stdout.
     #[arg(long)]
@@ -23,6 +23,9 @@ pub struct CommonArgs {
     /// Node name recorded in the result.
     #[arg(long, default_value = "local")]
     pub node: String,
+    /// Complete runs, merged into one result that keeps every round (1 ..= 100).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = crate::rounds::parse_rounds_flag, allow_hyphen_values = true)]
+    pub rounds: u32,
 }
 
 /// What each probe's argument struct provides.

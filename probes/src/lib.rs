@@ -19,6 +19,7 @@ pub mod random;
 #[macro_use]
 pub mod registry;
 pub mod result;
+pub mod rounds;
 pub mod system;
 mod tcp_connect;
 pub mod timestamp;

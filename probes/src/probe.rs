@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
 use crate::privilege::Capability;
+use crate::profile::Profile;
 use crate::result::ProbeResult;
 
 /// A probe's name, as the CLI, plans, agents and run.json spell it. Only
@@ -185,6 +186,19 @@ pub trait Probe {
     fn qualify_params(opts: &QualifyOptions<'_>) -> Self::Params;
 
     fn run(params: &Self::Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError>;
+
+    /// One result from several complete runs (two or more, in the order
+    /// they ran): metrics merged by adding histograms, facts and verdicts
+    /// derived again from the merge. The default (`rounds::merge_default`)
+    /// judges percentile checks on the merged histograms and keeps the
+    /// worst round's verdict for the others; a probe whose facts are more
+    /// than percentiles re-derives them here.
+    fn merge_rounds(
+        rounds: Vec<ProbeResult>,
+        profile: &Profile,
+    ) -> Result<ProbeResult, ProbeError> {
+        crate::rounds::merge_default(rounds, profile)
+    }
 }
 
 /// A [`Probe`] with its parameter type erased to JSON (the form a CLI, a
@@ -202,6 +216,7 @@ pub struct ProbeDescriptor {
     deadline: fn(&Value) -> Result<Duration, ProbeError>,
     qualify_params: fn(&QualifyOptions<'_>) -> Value,
     run: fn(&Value, &ProbeContext) -> Result<ProbeResult, ProbeError>,
+    merge_rounds: fn(Vec<ProbeResult>, &Profile) -> Result<ProbeResult, ProbeError>,
 }
 
 impl ProbeDescriptor {
@@ -227,6 +242,21 @@ impl ProbeDescriptor {
     pub fn run(&self, params: &Value, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
         (self.run)(params, ctx)
     }
+
+    /// The rounds of one node's runs as one result; one round is returned
+    /// as it is (its `rounds` stays empty, as for a probe run once).
+    pub fn merge_rounds(
+        &self,
+        mut rounds: Vec<ProbeResult>,
+        profile: &Profile,
+    ) -> Result<ProbeResult, ProbeError> {
+        if rounds.len() == 1 {
+            if let Some(only) = rounds.pop() {
+                return Ok(only);
+            }
+        }
+        (self.merge_rounds)(rounds, profile)
+    }
 }
 
 /// The descriptor of probe `P`; `registry.rs` lists one per probe.
@@ -244,6 +274,7 @@ pub const fn describe<P: Probe>() -> ProbeDescriptor {
         deadline: deadline_erased::<P>,
         qualify_params: qualify_params_erased::<P>,
         run: run_erased::<P>,
+        merge_rounds: P::merge_rounds,
     }
 }
 

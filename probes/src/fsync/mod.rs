@@ -10,6 +10,7 @@ mod guard;
 pub mod leftovers;
 mod params;
 mod recorder;
+mod rounds;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use crate::error::ProbeError;
 use crate::probe::{
     deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions, DEADLINE_UNKNOWN,
 };
+use crate::profile::Profile;
 use crate::result::ProbeResult;
 use crate::system::dirfd::DirHandle;
 use crate::units::ByteSize;
@@ -81,6 +83,10 @@ impl Probe for Fsync {
 
     fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
         run(params, ctx)
+    }
+
+    fn merge_rounds(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult, ProbeError> {
+        rounds::merge(rounds, profile)
     }
 }
 
@@ -154,8 +160,21 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
 
     add_measurements(&mut result, params, &storage, &rec, &outcome)?;
     let p99 = rec.fdatasync.value_at_quantile(0.99);
-    let mut verdict = ctx.profile.judge(CHECK, p99 as f64);
-    let guidance = iops_guidance(rec.syncs_per_sec(), params.rate.is_some());
+    judge(
+        &mut result,
+        &ctx.profile,
+        p99,
+        rec.syncs_per_sec(),
+        params.rate.is_some(),
+    );
+    result.finish(started);
+    Ok(result)
+}
+
+/// The `fsync.fdatasync.p99` verdict and the IOPS guidance beside it.
+fn judge(result: &mut ProbeResult, profile: &Profile, p99: u64, syncs_per_sec: f64, paced: bool) {
+    let mut verdict = profile.judge(CHECK, p99 as f64);
+    let guidance = iops_guidance(syncs_per_sec, paced);
     verdict.note = if verdict.note.is_empty() {
         guidance.clone()
     } else {
@@ -163,8 +182,6 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     };
     result.fact("etcd_iops_guidance", guidance);
     result.verdicts.push(verdict);
-    result.finish(started);
-    Ok(result)
 }
 
 /// The directory, opened; it must exist (the probe creates only its own

@@ -8,6 +8,7 @@
 //! Facts: `paths["<src>-><dst>/<path>"] = {iface_mtu, max_payload, icmp_seen,
 //! blackhole, ...}`; verdict `mtu.blackhole` (paths that are black holes).
 
+mod rounds;
 mod socket;
 
 use std::time::{Duration, Instant};
@@ -47,6 +48,13 @@ impl Probe for Mtu {
 
     fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
         run(params, ctx)
+    }
+
+    fn merge_rounds(
+        rounds: Vec<ProbeResult>,
+        profile: &crate::profile::Profile,
+    ) -> Result<ProbeResult, ProbeError> {
+        rounds::merge(rounds, profile)
     }
 }
 /// IPv4 (20) + UDP (8) header bytes on top of the payload.
@@ -174,7 +182,15 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         paths.insert(key, serde_json::to_value(&found).unwrap_or(Value::Null));
     }
     result.fact("paths", Value::Object(paths));
-    let mut verdict = ctx.profile.judge("mtu.blackhole", holes.len() as f64);
+    judge(&mut result, &holes, &ctx.profile);
+    result.finish(started);
+    Ok(result)
+}
+
+/// The `mtu.blackhole` verdict: how many paths are black holes, each
+/// named with `(key, bytes carried, bytes claimed)`.
+fn judge(result: &mut ProbeResult, holes: &[(String, u32, u32)], profile: &crate::profile::Profile) {
+    let mut verdict = profile.judge("mtu.blackhole", holes.len() as f64);
     if verdict.status == Status::Fail {
         let details: Vec<String> = holes
             .iter()
@@ -185,8 +201,6 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
         verdict.note = format!("{}; {}", verdict.note, details.join("; "));
     }
     result.verdicts.push(verdict);
-    result.finish(started);
-    Ok(result)
 }
 
 fn sweep(target: &Target, params: &Params, cancel: &CancelToken) -> Result<PathMtu, ProbeError> {

@@ -12,6 +12,7 @@ pub mod key;
 pub mod responder;
 mod interleave;
 mod matched;
+mod rounds;
 mod summary;
 mod tcp;
 mod udp;
@@ -65,6 +66,13 @@ impl Probe for Rtt {
 
     fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
         run(params, ctx)
+    }
+
+    fn merge_rounds(
+        rounds: Vec<ProbeResult>,
+        profile: &crate::profile::Profile,
+    ) -> Result<ProbeResult, ProbeError> {
+        rounds::merge(rounds, profile)
     }
 }
 

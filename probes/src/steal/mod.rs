@@ -12,6 +12,7 @@ mod counters;
 mod hiccup;
 mod measure;
 mod report;
+mod rounds;
 mod schedstat;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::ProbeContext;
 use crate::error::ProbeError;
 use crate::probe::{deadline_for_duration, Better, JudgedFact, Probe, ProbeName, QualifyOptions};
+use crate::profile::Profile;
 use crate::result::ProbeResult;
 use crate::units::HumanDuration;
 
@@ -65,6 +67,10 @@ impl Probe for Steal {
 
     fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeError> {
         run(params, ctx)
+    }
+
+    fn merge_rounds(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult, ProbeError> {
+        rounds::merge(rounds, profile)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::context::ProbeContext;
 use crate::error::ProbeError;
 use crate::histogram::LatencyHistogram;
 use crate::inventory::{detect_container, detect_hypervisor};
+use crate::profile::Profile;
 use crate::result::ProbeResult;
 
 use super::attribution::{window, Shares};
@@ -29,7 +30,7 @@ const THROTTLED_WARN_PCT: f64 = 1.0;
 
 /// Whether /proc/stat steal can be believed here.
 #[derive(Clone, Debug, PartialEq)]
-enum StealCounter {
+pub(super) enum StealCounter {
     Present,
     BareMetal,
     NotReported,
@@ -53,6 +54,23 @@ impl StealCounter {
             StealCounter::Present
         } else {
             // A VM with a steal clock accrues some steal over any real uptime.
+            StealCounter::NotReported
+        }
+    }
+
+    /// The counter a result's `steal_counter` fact names (merging rounds
+    /// reads it back); an unknown label is not trusted.
+    pub(super) fn from_label(label: &str) -> StealCounter {
+        if label == "present" {
+            StealCounter::Present
+        } else if label.starts_with("not applicable") {
+            StealCounter::BareMetal
+        } else if let Some(rt) = label
+            .strip_prefix("untrusted (container: ")
+            .and_then(|rest| rest.strip_suffix(')'))
+        {
+            StealCounter::Container(rt.to_string())
+        } else {
             StealCounter::NotReported
         }
     }
@@ -163,7 +181,13 @@ pub fn fill(
         limit.is_some() || all.throttled_pct.unwrap_or(0.0) > 0.0,
     );
     cross_check(result, &all, limit.as_ref().map(|l| l.cpus()));
-    judge(result, &all, &counter, ctx);
+    judge(
+        result,
+        round(all.steal_pct),
+        round(all.unexplained_pct),
+        &counter,
+        &ctx.profile,
+    );
     Ok(())
 }
 
@@ -250,14 +274,21 @@ fn cross_check(result: &mut ProbeResult, all: &Shares, limit_cpus: Option<f64>) 
     }
 }
 
-fn judge(result: &mut ProbeResult, all: &Shares, counter: &StealCounter, ctx: &ProbeContext) {
+/// The `steal.pct` verdict from the whole measurement's shares.
+pub(super) fn judge(
+    result: &mut ProbeResult,
+    steal_pct: f64,
+    unexplained_pct: f64,
+    counter: &StealCounter,
+    profile: &Profile,
+) {
     let verdict = if counter.trusted() {
-        ctx.profile.judge(CHECK, round(all.steal_pct))
+        profile.judge(CHECK, steal_pct)
     } else {
         // Without a believable counter, lost time that no in-machine cause
         // explains is the best estimate of what the host takes.
-        let observed = round(all.steal_pct.max(all.unexplained_pct));
-        let mut v = ctx.profile.judge(CHECK, observed);
+        let observed = steal_pct.max(unexplained_pct);
+        let mut v = profile.judge(CHECK, observed);
         v.note = format!(
             "{}{}steal counter {}: judged on lost time not explained by other tasks or \
              throttling",
@@ -271,6 +302,6 @@ fn judge(result: &mut ProbeResult, all: &Shares, counter: &StealCounter, ctx: &P
 }
 
 /// Three decimals: enough for percentages and seconds, short in JSON.
-fn round(x: f64) -> f64 {
+pub(super) fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
