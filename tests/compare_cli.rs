@@ -76,6 +76,22 @@ fn fdatasync(c: &Value) -> &Value {
         .expect("fdatasync was compared")
 }
 
+/// The fixture test measures a sync of a few µs on one CPU, where any other
+/// process that runs there adds its time slices to the syncs of whichever
+/// rounds it overlaps; the other tests here run compares (seconds of
+/// bootstrap on every CPU) and probes. So the fixture test runs alone
+/// (write), the others beside each other (read). Test binaries run one
+/// after another, so this is all the suite puts beside it.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn cpu_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn cpu_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Rounds per run in these tests: the count compare recommends.
 const ROUNDS: &str = "5";
 
@@ -111,6 +127,7 @@ fn at_the_same_time(a: Command, b: Command) -> PathBuf {
 /// the same conditions, and "no significant change" is the right answer.
 #[test]
 fn two_runs_of_five_rounds_on_the_same_disk_are_no_significant_change_at_the_default_noise() {
+    let _cpu = cpu_shared();
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
@@ -208,6 +225,7 @@ fn pin_this_thread_and_its_children_to_one_cpu() {
 #[test]
 fn the_fixture_slowed_by_thirty_percent_of_its_own_median_or_by_2ms_is_regressed() {
     infraqual_probes::require_caps!(SysAdmin);
+    let _cpu = cpu_alone();
     pin_this_thread_and_its_children_to_one_cpu();
     let tmp = tempfile::tempdir().unwrap();
     let plain = fixture(tmp.path(), Duration::ZERO);
@@ -263,6 +281,7 @@ fn the_fixture_slowed_by_thirty_percent_of_its_own_median_or_by_2ms_is_regressed
 #[test]
 fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excluding_zero() {
     infraqual_probes::require_caps!(SysAdmin);
+    let _cpu = cpu_shared();
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let disk = tmp.path().join("disk");
@@ -363,6 +382,7 @@ fn soak(dir: &Path, disk: &Path, windows: u32) -> std::process::Child {
 /// intervals include the variation from window to window.
 #[test]
 fn two_soaks_compare_with_their_windows_as_rounds() {
+    let _cpu = cpu_shared();
     let tmp = tempfile::tempdir().unwrap();
     let mut bundles = Vec::new();
     let children: Vec<(PathBuf, std::process::Child)> = ["soak-a", "soak-b"]
