@@ -1,7 +1,9 @@
 //! `infraqual compare RUN_A RUN_B` and `infraqual compare --baseline NAME
 //! RUN`: every metric the runs share, judged from bootstrap intervals of the
-//! recorded histograms against a noise threshold. Exit 1 when anything
-//! regressed beyond noise (a CI gate), 0 otherwise, 2 on bad input.
+//! recorded histograms against a noise threshold (with rounds on both sides,
+//! or soak windows, intervals that include the variation from run to run).
+//! Exit 1 when anything regressed beyond noise (a CI gate), 0 otherwise, 2
+//! on bad input.
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@
 //! verdicts and the per-interval timelines.
 
 pub mod hlog;
+pub mod rounds;
 pub mod windows;
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! every interval (judged as a whole), timelines of per-interval p50/p99 and
 //! of the steal shares, and each check judged on its worst window as well,
 //! because a neighbour that takes 30 % for ten minutes of a day disappears
-//! in the day's average.
+//! in the day's average. Each window is also kept as a round (rounds.rs).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -84,6 +84,7 @@ pub fn results(
     let covers_a_day = log.end() - log.intervals.first().map_or(0.0, |i| i.facts.start) >= DAY;
     for r in by_probe.values_mut() {
         judge(r, log, profile, &merged, &window);
+        r.rounds = super::rounds::of_probe(log, r.probe)?;
         if covers_a_day {
             let hours = by_hour_utc(log, r.probe)?;
             r.fact("by_hour_utc", hours);
@@ -319,5 +320,34 @@ mod tests {
         short.intervals.truncate(12);
         let all = results(&short, "n", &profile, Duration::from_secs(3600)).unwrap();
         assert!(all.iter().all(|r| !r.facts.contains_key("by_hour_utc")));
+    }
+
+    #[test]
+    fn every_window_is_a_round_and_one_window_is_none() {
+        let fsync = fsync_result(&day());
+        assert_eq!(fsync.rounds.len(), 24);
+        let slow = &fsync.rounds[3];
+        assert_eq!(slow.round, 4);
+        assert!(
+            slow.started_at.ends_with("T03:00:00Z"),
+            "{}",
+            slow.started_at
+        );
+        assert_eq!(slow.duration_ms, 3_600_000);
+        assert_eq!(slow.metrics["fdatasync"].count, 100);
+        assert!(slow.metrics["fdatasync"].p99 > 19_000_000);
+        assert!(fsync.rounds[4].metrics["fdatasync"].p99 < 1_100_000);
+
+        let profile = Profile::builtin("etcd").unwrap();
+        let steal = results(&day(), "n", &profile, Duration::from_secs(3600))
+            .unwrap()
+            .into_iter()
+            .find(|r| r.probe == infraqual_probes::steal::NAME)
+            .unwrap();
+        assert_eq!(steal.rounds[0].facts["throttled_pct"], 0.0);
+
+        let mut one = day();
+        one.intervals.truncate(1);
+        assert!(fsync_result(&one).rounds.is_empty());
     }
 }

@@ -3,11 +3,13 @@
 //! decides what is comparable; output/ renders a finished [`Comparison`].
 
 pub mod bootstrap;
+pub mod levels;
 pub mod multi;
 pub mod output;
 pub mod pairing;
 pub mod regions;
 pub mod sampler;
+pub mod variation;
 pub mod verdict;
 
 #[cfg(test)]
@@ -19,9 +21,11 @@ use serde::Serialize;
 use crate::bundle::RunRecord;
 use crate::format;
 use bootstrap::{BootstrapConfig, Change};
-use pairing::{Key, NodeMatch};
+use levels::Levels;
+use pairing::{Key, NodeMatch, RunMetric};
 use regions::RegionReport;
 use sampler::{stream_seed, Distribution, SplitMix64};
+use variation::RunToRun;
 use verdict::{judge, Better, ChangeVerdict};
 
 pub const DEFAULT_SEED: u64 = 0x1f0a_5eed;
@@ -78,6 +82,11 @@ pub struct LatencyComparison {
     pub unit: String,
     pub a: Side,
     pub b: Side,
+    /// The rounds behind the intervals: with several on both sides they
+    /// include the variation from run to run.
+    pub run_to_run: RunToRun,
+    /// Why the intervals do not include it and what to run instead.
+    pub run_to_run_note: Option<String>,
     pub median: Option<Change>,
     pub median_verdict: ChangeVerdict,
     pub p99: Option<Change>,
@@ -156,7 +165,7 @@ pub fn compare(a: &RunRecord, b: &RunRecord, opts: &CompareOptions) -> Compariso
     let latencies: Vec<LatencyComparison> = paired
         .metrics
         .iter()
-        .filter_map(|p| compare_latency(&p.key, p.a, p.b, opts))
+        .filter_map(|p| compare_latency(&p.key, &p.a, &p.b, opts))
         .collect();
     let scalars: Vec<ScalarComparison> = paired
         .scalars
@@ -198,17 +207,34 @@ pub fn compare(a: &RunRecord, b: &RunRecord, opts: &CompareOptions) -> Compariso
     c
 }
 
+/// The levels a side is resampled at: its rounds when it has several
+/// that decode, else the whole run.
+fn levels_of(m: &RunMetric, merged: Distribution, max_draws: u64) -> Levels {
+    let rounds: Option<Vec<Distribution>> = m
+        .rounds
+        .iter()
+        .map(|r| Distribution::of(&r.histogram().ok()?))
+        .collect();
+    Levels::of(merged, rounds.unwrap_or_default(), max_draws)
+}
+
 fn compare_latency(
     key: &Key,
-    a: &MetricSummary,
-    b: &MetricSummary,
+    a: &RunMetric,
+    b: &RunMetric,
     opts: &CompareOptions,
 ) -> Option<LatencyComparison> {
-    let (hist_a, hist_b) = (a.histogram().ok()?, b.histogram().ok()?);
+    let (hist_a, hist_b) = (a.merged.histogram().ok()?, b.merged.histogram().ok()?);
     let (da, db) = (Distribution::of(&hist_a)?, Distribution::of(&hist_b)?);
+    let max_draws = opts.bootstrap.max_draws;
+    let (la, lb) = (levels_of(a, da, max_draws), levels_of(b, db, max_draws));
+    let run_to_run = RunToRun {
+        rounds_a: la.rounds(),
+        rounds_b: lb.rounds(),
+    };
     let stream = format!("{}/{}/{}", key.0, key.1, key.2);
     let mut rng = SplitMix64::new(stream_seed(opts.seed, &stream));
-    let changes = bootstrap::quantile_changes(&da, &db, &[0.5, 0.99], &opts.bootstrap, &mut rng);
+    let changes = bootstrap::quantile_changes(&la, &lb, &[0.5, 0.99], &opts.bootstrap, &mut rng);
     let judged = |c: &Option<Change>| {
         c.as_ref()
             .map(|c| judge(c, opts.noise, Better::Lower))
@@ -230,14 +256,16 @@ fn compare_latency(
         probe: key.0.to_string(),
         subject: key.1.clone(),
         metric: key.2.clone(),
-        unit: a.unit.clone(),
-        a: Side::of(a),
-        b: Side::of(b),
+        unit: a.merged.unit.clone(),
+        a: Side::of(a.merged),
+        b: Side::of(b.merged),
+        run_to_run,
+        run_to_run_note: run_to_run.advice(),
         median,
         median_verdict,
         p99,
         p99_verdict,
-        p999_change: (a.p999 > 0).then(|| b.p999 as f64 / a.p999 as f64 - 1.0),
+        p999_change: (a.merged.p999 > 0).then(|| b.merged.p999 as f64 / a.merged.p999 as f64 - 1.0),
         verdict,
         hist_a,
         hist_b,
@@ -294,6 +322,39 @@ impl Driver {
     }
 }
 
+/// One line on the rounds behind all verdicts: whether the intervals
+/// include the variation from run to run, and if not, for how many metrics
+/// and what to run.
+fn run_to_run_line(c: &Comparison) -> Option<String> {
+    let judged: Vec<&LatencyComparison> = c
+        .latencies
+        .iter()
+        .filter(|l| l.verdict != ChangeVerdict::NotJudged)
+        .collect();
+    let missing: Vec<&LatencyComparison> = judged
+        .iter()
+        .copied()
+        .filter(|l| !l.run_to_run.measured())
+        .collect();
+    let Some(first) = missing.first() else {
+        let rounds: std::collections::BTreeSet<String> =
+            judged.iter().map(|l| l.run_to_run.rounds_text()).collect();
+        return (!judged.is_empty()).then(|| {
+            format!(
+                "every interval includes the variation from run to run ({}; rounds drawn \
+                 with replacement, then samples within them)",
+                rounds.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        });
+    };
+    Some(format!(
+        "{} of {} judged metrics: intervals from the noise within one run only, {}",
+        missing.len(),
+        judged.len(),
+        first.run_to_run_note.as_deref().unwrap_or_default()
+    ))
+}
+
 /// What changed most, in a few lines.
 fn summarize(c: &Comparison) -> Vec<String> {
     let mut lines = vec![format!(
@@ -324,16 +385,18 @@ fn summarize(c: &Comparison) -> Vec<String> {
     });
     for (l, d) in ranked.iter().take(3) {
         lines.push(format!(
-            "{} ({}): {} {} -> {}, {} — {}",
+            "{} ({}): {} {} -> {}, {} — {} ({})",
             l.name(),
             l.subject,
             d.quantile,
             format::value(d.a as f64, &l.unit),
             format::value(d.b as f64, &l.unit),
             change_text(&d.change),
-            l.verdict
+            l.verdict,
+            l.run_to_run.decided_by(c.noise)
         ));
     }
+    lines.extend(run_to_run_line(c));
     let biggest_scalar = c
         .scalars
         .iter()

@@ -54,10 +54,17 @@ impl NodeMatch {
 /// (probe, subject, metric): the identity of one measurement.
 pub type Key = (ProbeName, String, String);
 
+/// A metric of one run: the whole run's summary and, when the probe ran
+/// several rounds, each round's (the rounds that recorded it, in order).
+pub struct RunMetric<'a> {
+    pub merged: &'a MetricSummary,
+    pub rounds: Vec<&'a MetricSummary>,
+}
+
 pub struct MetricPair<'a> {
     pub key: Key,
-    pub a: &'a MetricSummary,
-    pub b: &'a MetricSummary,
+    pub a: RunMetric<'a>,
+    pub b: RunMetric<'a>,
 }
 
 pub struct ScalarPair {
@@ -68,7 +75,7 @@ pub struct ScalarPair {
     pub b: f64,
 }
 
-fn metrics_of<'a>(run: &'a RunRecord, m: &NodeMatch) -> BTreeMap<Key, &'a MetricSummary> {
+fn metrics_of<'a>(run: &'a RunRecord, m: &NodeMatch) -> BTreeMap<Key, RunMetric<'a>> {
     let mut out = BTreeMap::new();
     for (node, r) in run.results() {
         for (name, summary) in &r.metrics {
@@ -76,7 +83,15 @@ fn metrics_of<'a>(run: &'a RunRecord, m: &NodeMatch) -> BTreeMap<Key, &'a Metric
                 continue;
             }
             let key = (r.probe, m.subject(&node.name), name.clone());
-            out.entry(key).or_insert(summary);
+            out.entry(key).or_insert_with(|| RunMetric {
+                merged: summary,
+                rounds: r
+                    .rounds
+                    .iter()
+                    .filter_map(|round| round.metrics.get(name))
+                    .filter(|s| s.count > 0 && s.unit == summary.unit)
+                    .collect(),
+            });
         }
     }
     out
@@ -127,19 +142,22 @@ pub fn pair<'a>(a: &'a RunRecord, b: &'a RunRecord, m: &NodeMatch) -> Paired<'a>
         only_a: Vec::new(),
         only_b: Vec::new(),
     };
-    for (key, a_sum) in &ma {
-        match mb.get(key) {
-            Some(b_sum) if b_sum.unit == a_sum.unit => paired.metrics.push(MetricPair {
-                key: key.clone(),
-                a: a_sum,
-                b: b_sum,
-            }),
-            _ => paired.only_a.push(name(key)),
-        }
-    }
     paired
         .only_b
         .extend(mb.keys().filter(|k| !ma.contains_key(*k)).map(name));
+    let mut mb = mb;
+    for (key, a_metric) in ma {
+        match mb.remove(&key) {
+            Some(b_metric) if b_metric.merged.unit == a_metric.merged.unit => {
+                paired.metrics.push(MetricPair {
+                    key,
+                    a: a_metric,
+                    b: b_metric,
+                })
+            }
+            _ => paired.only_a.push(name(&key)),
+        }
+    }
     for (key, (va, known)) in &sa {
         match sb.get(key) {
             Some((vb, _)) => paired.scalars.push(ScalarPair {

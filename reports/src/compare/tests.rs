@@ -297,5 +297,168 @@ fn a_summary_line_names_the_quantile_that_decided_its_verdict() {
         .find(|s| s.starts_with("fsync fdatasync"))
         .expect("a line for fdatasync");
     assert!(line.contains(": p99 "), "{line}");
-    assert!(line.ends_with("regressed"), "{line}");
+    assert!(
+        line.contains(" — regressed (1 vs 1 round, noise threshold 5.0 %"),
+        "{line}"
+    );
+}
+
+/// An fsync result of several rounds around `centers` ns, 1500 syncs each:
+/// each round's histogram in `rounds`, their merge on top, as
+/// `--rounds N` writes it.
+fn fsync_rounds(node: &str, centers: &[f64], salt: u64) -> ProbeResult {
+    let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, node);
+    let mut merged = LatencyHistogram::new();
+    for (i, center) in centers.iter().enumerate() {
+        let h = hist(*center, 1500, salt * 100 + i as u64);
+        merged.merge(&h).unwrap();
+        let mut metrics = std::collections::BTreeMap::new();
+        metrics.insert(
+            "fdatasync".to_string(),
+            infraqual_probes::MetricSummary::from_histogram(&h, "ns").unwrap(),
+        );
+        r.rounds.push(infraqual_probes::result::RoundResult {
+            round: i as u32 + 1,
+            started_at: r.started_at.clone(),
+            duration_ms: 1000,
+            facts: Default::default(),
+            metrics,
+        });
+    }
+    r.metric("fdatasync", &merged, "ns").unwrap();
+    r
+}
+
+/// Round medians 1.6 .. 2.4 ms: the spread a shared disk shows from run to
+/// run; B's rounds are the same spread 8 % slower.
+const ROUND_CENTERS: [f64; 5] = [1.6e6, 1.8e6, 2.0e6, 2.2e6, 2.4e6];
+
+fn rounds_pair() -> (crate::bundle::RunRecord, crate::bundle::RunRecord) {
+    let slower: Vec<f64> = [2.0e6, 2.4e6, 1.6e6, 2.2e6, 1.8e6]
+        .iter()
+        .map(|c| c * 1.08)
+        .collect();
+    (
+        run(
+            "a",
+            vec![node("n1", &[], vec![fsync_rounds("n1", &ROUND_CENTERS, 1)])],
+        ),
+        run(
+            "b",
+            vec![node("n1", &[], vec![fsync_rounds("n1", &slower, 2)])],
+        ),
+    )
+}
+
+fn without_rounds(mut r: crate::bundle::RunRecord) -> crate::bundle::RunRecord {
+    for n in &mut r.nodes {
+        for p in &mut n.results {
+            p.rounds.clear();
+        }
+    }
+    r
+}
+
+#[test]
+fn rounds_put_the_variation_from_run_to_run_into_the_verdict() {
+    let (a, b) = rounds_pair();
+    // The same samples seen as one run each: a narrow interval, "regressed".
+    let once = compare(
+        &without_rounds(a.clone()),
+        &without_rounds(b.clone()),
+        &opts(),
+    );
+    let l = &once.latencies[0];
+    assert_eq!(l.verdict, ChangeVerdict::Regressed, "{l:?}");
+    assert!(!l.run_to_run.measured());
+    assert!(
+        once.summary.iter().any(|s| s
+            .starts_with("1 of 1 judged metrics: intervals from the noise within one run only")
+            && s.ends_with("run both with --rounds 5")),
+        "{:?}",
+        once.summary
+    );
+
+    let c = compare(&a, &b, &opts());
+    let l = &c.latencies[0];
+    assert_eq!(l.verdict, ChangeVerdict::NoChange, "{l:?}");
+    assert_eq!((l.run_to_run.rounds_a, l.run_to_run.rounds_b), (5, 5));
+    assert_eq!(
+        l.median.unwrap().point,
+        once.latencies[0].median.unwrap().point
+    );
+    assert!(
+        c.summary
+            .iter()
+            .any(|s| s.contains("fsync fdatasync (n1): median")
+                && s.ends_with("— no change (5 vs 5 rounds, noise threshold 5.0 %)")),
+        "{:?}",
+        c.summary
+    );
+    assert!(
+        c.summary.iter().any(|s| s
+            .starts_with("every interval includes the variation from run to run (5 vs 5 rounds")),
+        "{:?}",
+        c.summary
+    );
+
+    let files = output::artifacts(&c).unwrap();
+    let text = |name: &str| {
+        String::from_utf8(
+            files
+                .iter()
+                .find(|f| f.relative_path == name)
+                .unwrap()
+                .bytes
+                .clone(),
+        )
+        .unwrap()
+    };
+    let j: Value = serde_json::from_str(&text("compare.json")).unwrap();
+    assert_eq!(
+        j["latencies"][0]["run_to_run"],
+        json!({"rounds_a": 5, "rounds_b": 5})
+    );
+    assert_eq!(j["latencies"][0]["run_to_run_note"], Value::Null);
+    assert!(
+        text("compare.md").contains("| 5/5 | no change |"),
+        "{}",
+        text("compare.md")
+    );
+    assert!(text("compare.html").contains("<td>5/5</td>"));
+    let junit = output::junit::suites(&c);
+    let case = &junit[0].cases[0];
+    assert!(
+        format!("{case:?}").contains("5 vs 5 rounds, noise threshold 5.0 %"),
+        "{case:?}"
+    );
+
+    let once_json = serde_json::to_value(&once).unwrap();
+    assert_eq!(
+        once_json["latencies"][0]["run_to_run_note"],
+        "run-to-run variation not measured (A and B ran once): run both with --rounds 5"
+    );
+}
+
+#[test]
+fn the_n_way_compare_gives_each_verdict_its_rounds() {
+    let (a, b) = rounds_pair();
+    let single = without_rounds(b.clone());
+    let labels = vec!["a".to_string(), "b".into(), "b-once".into()];
+    let m = super::multi::compare_many(&[&a, &b, &single], &labels, &opts());
+    let row = m.rows.iter().find(|r| r.metric == "fdatasync").unwrap();
+    let r = |i: usize| row.cells[i].run_to_run.unwrap();
+    assert_eq!((r(1).rounds_a, r(1).rounds_b), (5, 5));
+    assert_eq!((r(2).rounds_a, r(2).rounds_b), (5, 1));
+    assert_eq!(row.cells[0].run_to_run, None, "the baseline has no verdict");
+    let table = super::multi::output::rows(&m);
+    let cells = &table.iter().find(|r| r[1] == "fdatasync").unwrap();
+    assert!(
+        cells[4].contains("5 vs 5 rounds, noise threshold 5.0 %"),
+        "{cells:?}"
+    );
+    assert!(
+        cells[5].contains("5 vs 1 rounds") && cells[5].contains("run B with --rounds 5"),
+        "{cells:?}"
+    );
 }

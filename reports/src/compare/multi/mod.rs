@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::bootstrap::Change;
 use super::pairing::NodeMatch;
+use super::variation::RunToRun;
 use super::verdict::ChangeVerdict;
 use super::{compare, CompareOptions, Comparison};
 use crate::bundle::RunRecord;
@@ -34,6 +35,9 @@ pub struct Cell {
     pub verdict: Option<ChangeVerdict>,
     pub median_change: Option<Change>,
     pub p99_change: Option<Change>,
+    /// Latencies only, for every run but the baseline: the rounds of the
+    /// baseline and of this run behind the verdict.
+    pub run_to_run: Option<RunToRun>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -102,6 +106,7 @@ fn empty_cell() -> Cell {
         verdict: None,
         median_change: None,
         p99_change: None,
+        run_to_run: None,
     }
 }
 
@@ -144,6 +149,7 @@ pub fn compare_many(
                 verdict: Some(l.verdict),
                 median_change: l.median,
                 p99_change: l.p99,
+                run_to_run: Some(l.run_to_run),
             };
         }
         for s in &c.scalars {

@@ -92,8 +92,9 @@ fn value_text(row: &Row, cell: &Cell) -> String {
     }
 }
 
-/// `regressed: median +80 % [+70 %, +90 %], p99 +105 % [+98 %, +112 %]`
-fn verdict_text(cell: &Cell) -> Option<String> {
+/// `regressed: median +80 % [+70 %, +90 %], p99 +105 % [+98 %, +112 %],
+/// 5 vs 5 rounds`
+fn verdict_text(cell: &Cell, noise: f64) -> Option<String> {
     let v = cell.verdict?;
     let mut parts = Vec::new();
     if let Some(c) = &cell.median_change {
@@ -101,6 +102,9 @@ fn verdict_text(cell: &Cell) -> Option<String> {
     }
     if let Some(c) = &cell.p99_change {
         parts.push(format!("p99 {}", change_text(c)));
+    }
+    if let Some(r) = cell.run_to_run {
+        parts.push(r.decided_by(noise));
     }
     Some(if parts.is_empty() {
         v.to_string()
@@ -132,7 +136,7 @@ pub fn rows(m: &MultiComparison) -> Vec<Vec<String>> {
                 if cell.best {
                     text.push_str(" (best)");
                 }
-                if let Some(v) = verdict_text(cell) {
+                if let Some(v) = verdict_text(cell, m.noise) {
                     text.push_str(&format!("; {v}"));
                 }
                 cells.push(text);
@@ -208,7 +212,7 @@ fn html(m: &MultiComparison, figures: &str) -> String {
                 h.push_str(" <strong>best</strong>");
             }
             if let Some(v) = cell.verdict {
-                let detail = verdict_text(cell).unwrap_or_default();
+                let detail = verdict_text(cell, m.noise).unwrap_or_default();
                 let detail = detail.split_once(": ").map(|(_, d)| d).unwrap_or("");
                 let _ = write!(h, "<br>{} {}", badge(v), escape(detail));
             }

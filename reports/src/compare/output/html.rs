@@ -116,7 +116,10 @@ fn page(c: &Comparison, figures: &str) -> String {
         "<h1>infraqual compare: {a} vs {b} {overall}</h1>\
          <p class=\"meta\">A = {a} (run <code>{ra}</code>), B = {b} (run <code>{rb}</code>); \
          noise threshold {noise:.1} %, {conf:.0} % bootstrap intervals from {n} resamples, seed {seed}. \
-         A change is judged only when its whole interval lies beyond the noise threshold.</p>",
+         A change is judged only when its whole interval lies beyond the noise threshold. \
+         With several rounds on both sides (<code>--rounds N</code>) an interval draws rounds \
+         with replacement, then samples within them, so it includes the variation from run to \
+         run; with one round it holds the noise within one run only.</p>",
         a = escape(&c.label_a),
         b = escape(&c.label_b),
         ra = escape(&c.run_a),

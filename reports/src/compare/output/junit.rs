@@ -18,14 +18,15 @@ pub fn suites(c: &Comparison) -> Vec<TestSuite> {
             .map(change_text)
             .unwrap_or_else(|| "-".into());
         let message = format!(
-            "{} on {}: p50 {} -> {}, p99 {} -> {}, change {interval}: {}",
+            "{} on {}: p50 {} -> {}, p99 {} -> {}, change {interval}: {} ({})",
             l.name(),
             l.subject,
             v(l.a.p50),
             v(l.b.p50),
             v(l.a.p99),
             v(l.b.p99),
-            l.verdict
+            l.verdict,
+            l.run_to_run.decided_by(c.noise)
         );
         let outcome = match l.verdict {
             ChangeVerdict::Regressed => Outcome::Failed { message },

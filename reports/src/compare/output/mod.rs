@@ -25,7 +25,7 @@ pub fn artifacts(c: &Comparison) -> Result<Vec<Artifact>, ReportError> {
     Ok(out)
 }
 
-pub const LATENCY_HEADER: [&str; 10] = [
+pub const LATENCY_HEADER: [&str; 11] = [
     "probe",
     "metric",
     "node",
@@ -35,6 +35,7 @@ pub const LATENCY_HEADER: [&str; 10] = [
     "A p99",
     "B p99",
     "p99 change [95% CI]",
+    "rounds A/B",
     "verdict",
 ];
 
@@ -56,6 +57,7 @@ pub fn latency_rows(c: &Comparison) -> Vec<Vec<String>> {
                 v(l.a.p99),
                 v(l.b.p99),
                 ch(&l.p99),
+                l.run_to_run.cell(),
                 l.verdict.to_string(),
             ]
         })
