@@ -111,13 +111,24 @@ fn one_line(rendered: &str) -> String {
     format!("{first} {}", listed.join(", "))
 }
 
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INFRAQUAL_LOG")
+        // The agent's access and audit lines are on by default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,access=info,audit=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_missing_required_argument_is_named_on_the_one_line() {
-        let err = Cli::try_parse_from([
+        let Err(err) = Cli::try_parse_from([
             "infraqual",
             "agent",
             "--listen",
@@ -126,9 +137,9 @@ mod tests {
             "t",
             "--tls-key",
             "k",
-        ])
-        .err()
-        .expect("--tls-key needs --tls-cert");
+        ]) else {
+            panic!("--tls-key needs --tls-cert");
+        };
         let line = one_line(&err.render().to_string());
         assert!(line.contains("--tls-cert"), "{line}");
         assert!(!line.contains('\n'), "{line}");
@@ -141,15 +152,4 @@ mod tests {
             "unexpected argument 'x' found"
         );
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("INFRAQUAL_LOG")
-        // The agent's access and audit lines are on by default.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,access=info,audit=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
