@@ -368,3 +368,56 @@ fn peers_limits_each_node_to_its_rendezvous_choice() {
         assert_eq!(peers.len(), 1, "{name} measured {peers:?}: {}", v["plan"]);
     }
 }
+
+/// One source's UDP and TCP request/response on a WAN path, the same
+/// parameters but `pipeline`.
+fn wan_rtt(lab: &lab::Lab, pipeline: u32) -> ProbeResult {
+    let params = infraqual_probes::rtt::Params {
+        targets: targets(lab, 1),
+        count: 200,
+        kinds: vec![Kind::Udp, Kind::TcpRr],
+        pipeline,
+        ..Default::default()
+    };
+    let node = lab.state.nodes[0].name.clone();
+    let result = in_netns(&lab.state.nodes[0].pod_netns, move || {
+        let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
+        infraqual_probes::rtt::run(&params, &ctx).unwrap()
+    });
+    contract::assert_probe_result(&serde_json::to_value(&result).unwrap());
+    result
+}
+
+#[test]
+fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 2);
+    s.regions = vec![
+        Region {
+            name: "oslo".into(),
+            one_way_delay: Duration::from_millis(1),
+        },
+        Region {
+            name: "frankfurt".into(),
+            one_way_delay: Duration::from_millis(12),
+        },
+    ];
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let _r = responder_in(&lab.state.nodes[1].pod_netns);
+    let one = wan_rtt(&lab, 1);
+    let lanes = wan_rtt(&lab, 8);
+    assert!(one.facts.get("pipelined").is_none(), "{:?}", one.facts);
+    for kind in ["udp", "tcp_rr"] {
+        assert_eq!(lanes.facts["pipelined"][kind]["lanes"], 8, "{kind}");
+        for path in ["native", "overlay"] {
+            let key = format!("oslo-1->frankfurt-1/{path}/{kind}");
+            let (a, b) = (one.metrics[&key].p50 as f64, lanes.metrics[&key].p50 as f64);
+            eprintln!("{key}: one in flight p50 {a} ns, 8 lanes p50 {b} ns");
+            assert_eq!(lanes.metrics[&key].count, 200, "{key}: no back-filling");
+            assert!((b - a).abs() <= a * 0.05, "{key}: {b} ns vs {a} ns");
+        }
+    }
+    let loss = &lanes.facts["loss"]["oslo-1->frankfurt-1/native"];
+    assert_eq!(loss["sent"], 200, "{loss}");
+}
