@@ -409,7 +409,10 @@ fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
     let lanes = wan_rtt(&lab, 8);
     assert!(one.facts.get("pipelined").is_none(), "{:?}", one.facts);
     for kind in ["udp", "tcp_rr"] {
-        assert_eq!(lanes.facts["pipelined"][kind]["lanes"], 8, "{kind}");
+        assert_eq!(
+            lanes.facts["pipelined"]["oslo-1->frankfurt-1"][kind]["lanes"], 8,
+            "{kind}"
+        );
         for path in ["native", "overlay"] {
             let key = format!("oslo-1->frankfurt-1/{path}/{kind}");
             let (a, b) = (one.metrics[&key].p50 as f64, lanes.metrics[&key].p50 as f64);

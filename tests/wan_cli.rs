@@ -34,5 +34,8 @@ fn a_rate_too_high_for_the_pipeline_names_the_plan_key() {
     )
     .unwrap();
     let r = common::run(&["run", plan.to_str().unwrap()]);
-    assert_one_line_error(&r, "plan.toml:8:1: invalid parameter rate: 200/s is too high");
+    assert_one_line_error(
+        &r,
+        "plan.toml:8:1: invalid parameter rate: 200/s is too high",
+    );
 }

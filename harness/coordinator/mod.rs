@@ -9,7 +9,9 @@ mod discovery;
 mod job;
 mod peers;
 pub mod plan;
+mod schedule;
 mod tasks;
+mod tournament;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use infraqual_probes::{inventory, CancelToken, ProbeName};
+use infraqual_probes::{inventory, rtt, CancelToken, ProbeName};
 use infraqual_reports::bundle::BundleWriter;
 use infraqual_reports::render;
 use serde_json::{json, Value};
@@ -104,6 +106,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         progress: MultiProgress::with_draw_target(draw_target()),
         watch,
         echo_nonce: crate::agent::generate_token()?,
+        boot_ids: Arc::default(),
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -146,6 +149,9 @@ struct Orchestra {
     /// The nonce this run's rtt and mtu exchanges carry; the target agents'
     /// echo responders answer only registered nonces.
     echo_nonce: String,
+    /// Each agent's boot id from its inventory: agents that share one share
+    /// a machine (see `schedule`).
+    boot_ids: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Orchestra {
@@ -160,7 +166,9 @@ impl Orchestra {
                 break;
             }
             self.rediscover(*probe).await;
-            if probe.descriptor().pairwise {
+            if *probe == rtt::NAME {
+                self.tournament_phase(*probe, params).await;
+            } else if probe.descriptor().pairwise {
                 self.pairwise_phase(*probe, params).await;
             } else {
                 self.phase(*probe, params).await;
@@ -322,6 +330,15 @@ impl Orchestra {
     ) {
         match outcome {
             Ok(result) => {
+                if let (true, Some(id)) = (
+                    probe == inventory::NAME,
+                    result.facts.get("boot_id").and_then(Value::as_str),
+                ) {
+                    self.boot_ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(node.to_string(), id.to_string());
+                }
                 let _ = self.events.send(Event::Result {
                     node: node.to_string(),
                     result: Box::new(result),
@@ -390,41 +407,8 @@ impl Orchestra {
             if target.name == source.name {
                 continue;
             }
-            let registration = TargetRegistration {
-                addresses: Vec::new(),
-                ttl_ms: ttl.as_millis() as u64,
-                echo_nonce: Some(self.echo_nonce.clone()),
-            };
-            if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
-                return Err(JobError::Probe(format!(
-                    "registering the run's echo nonce with {}: {e}",
-                    target.name
-                )));
-            }
-            // A discovered node's other agent answers echo on its path.
-            let Some(plan) = self.plan.agents.iter().find(|a| a.name == target.name) else {
-                continue;
-            };
-            for url in &plan.echo_agents {
-                let other = AgentPlan {
-                    url: url.clone(),
-                    ..plan.clone()
-                };
-                let registered = match AgentClient::new(&other) {
-                    Ok(client) => client
-                        .post::<_, Value>("/v1/targets", &registration)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = registered {
-                    return Err(JobError::Probe(format!(
-                        "registering the run's echo nonce with {} at {url}: {e}",
-                        target.name
-                    )));
-                }
-            }
+            let plan = self.plan.agents.iter().find(|a| a.name == target.name);
+            register_nonce_on(&target, plan, &self.echo_nonce, ttl).await?;
         }
         Ok(())
     }
@@ -480,6 +464,51 @@ impl Orchestra {
         params.insert("echo_nonce".into(), Value::String(self.echo_nonce.clone()));
         Ok(Value::Object(params))
     }
+}
+
+/// Tells one measured agent's echo responder (and, for a discovered node,
+/// its other agents') to answer this run's nonce for `ttl`.
+async fn register_nonce_on(
+    target: &AgentClient,
+    plan: Option<&AgentPlan>,
+    echo_nonce: &str,
+    ttl: Duration,
+) -> Result<(), JobError> {
+    let registration = TargetRegistration {
+        addresses: Vec::new(),
+        ttl_ms: ttl.as_millis() as u64,
+        echo_nonce: Some(echo_nonce.to_string()),
+    };
+    if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
+        return Err(JobError::Probe(format!(
+            "registering the run's echo nonce with {}: {e}",
+            target.name
+        )));
+    }
+    let Some(plan) = plan else {
+        return Ok(());
+    };
+    for url in &plan.echo_agents {
+        let other = AgentPlan {
+            url: url.clone(),
+            ..plan.clone()
+        };
+        let registered = match AgentClient::new(&other) {
+            Ok(client) => client
+                .post::<_, Value>("/v1/targets", &registration)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = registered {
+            return Err(JobError::Probe(format!(
+                "registering the run's echo nonce with {} at {url}: {e}",
+                target.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Tells the source agent that the targets of its job are agents of this

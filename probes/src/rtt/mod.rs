@@ -12,6 +12,7 @@ pub mod key;
 pub mod responder;
 mod interleave;
 mod matched;
+pub mod merge;
 pub mod pipeline;
 mod summary;
 mod tcp;
@@ -337,14 +338,22 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
             period,
         } = mode
         {
-            pipelined.insert(
-                kind.as_str().into(),
-                serde_json::json!({
-                    "lanes": lanes,
-                    "round_us": round.as_micros() as u64,
-                    "period_us": period.as_micros() as u64,
-                }),
-            );
+            // Keyed by pair like every rtt fact, so per-pair results merge.
+            for target in &params.targets {
+                let pair = pipelined
+                    .entry(key::pair_key(&ctx.node, &target.node))
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(kinds) = pair.as_object_mut() {
+                    kinds.insert(
+                        kind.as_str().into(),
+                        serde_json::json!({
+                            "lanes": lanes,
+                            "round_us": round.as_micros() as u64,
+                            "period_us": period.as_micros() as u64,
+                        }),
+                    );
+                }
+            }
         }
         // A cancelled probe fails as every probe does, rather than
         // returning the part it measured as if it were whole.

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod html;
 pub mod junit;
 pub(crate) mod labels;
+mod rtt_schedule;
 mod rtt_tables;
 mod summary;
 
