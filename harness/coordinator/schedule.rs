@@ -14,8 +14,14 @@
 //! For the full matrix this gives n − 1 slots (n for odd n) instead of
 //! n(n − 1) turns; with `peers = K` the pairs are sparse and first-fit packs
 //! them into about 2K slots.
+//!
+//! A short path on a shared machine could only ever run alone, so those
+//! measurements are not slotted pair by pair: each source measures all its
+//! short same-machine targets in one turn of its own (its targets
+//! interleaved exchange by exchange, one exchange in flight), as many turns
+//! as sources instead of one per direction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// A round trip from which another pair's traffic on the same machine is
@@ -54,22 +60,36 @@ impl Pair {
 }
 
 /// Slots of pairs, run one after another; the pairs of a slot at once.
+/// Then the turns: one source and its short same-machine targets, alone.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schedule {
     pub slots: Vec<Vec<Pair>>,
+    pub turns: Vec<(usize, Vec<usize>)>,
 }
 
 impl Schedule {
+    /// Pairs in slots (the turns' pairs are not counted).
     pub fn pairs(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()
     }
 
+    /// Measured directions, in slots and in turns.
     pub fn directed(&self) -> usize {
-        self.slots
+        self.measured().len()
+    }
+
+    /// Every (source, target) measured, slots first.
+    pub fn measured(&self) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = self
+            .slots
             .iter()
             .flatten()
-            .map(|p| p.directions().len())
-            .sum()
+            .flat_map(Pair::directions)
+            .collect();
+        for (s, targets) in &self.turns {
+            out.extend(targets.iter().map(|t| (*s, *t)));
+        }
+        out
     }
 
     /// Most pairs in one slot.
@@ -89,6 +109,29 @@ pub fn tournament(
     short: impl Fn(usize, usize) -> bool,
 ) -> Schedule {
     let mut pairs: Vec<Pair> = Vec::new();
+    let mut on: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in machine.iter().flatten() {
+        *on.entry(m.as_str()).or_default() += 1;
+    }
+    let crowded = |x: usize| {
+        machine
+            .get(x)
+            .and_then(Option::as_deref)
+            .is_some_and(|m| on.get(m).is_some_and(|k| *k > 1))
+    };
+    let mut turns: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut slotted = Vec::new();
+    for &(s, t) in directed {
+        if s == t || s >= n || t >= n {
+            continue;
+        }
+        if (crowded(s) || crowded(t)) && short(s, t) {
+            turns.entry(s).or_default().push(t);
+        } else {
+            slotted.push((s, t));
+        }
+    }
+    let directed = slotted.as_slice();
     let wanted: BTreeSet<(usize, usize)> = directed.iter().copied().collect();
     let undirected: BTreeSet<(usize, usize)> = directed
         .iter()
@@ -122,7 +165,10 @@ pub fn tournament(
             None => slots.push(vec![pair]),
         }
     }
-    Schedule { slots }
+    Schedule {
+        slots,
+        turns: turns.into_iter().collect(),
+    }
 }
 
 /// The round in which the circle method (node n − 1, or a bye for odd n,
@@ -183,19 +229,15 @@ mod tests {
         let short = |a: usize, b: usize| region(a) == region(b);
         let s = tournament(4, &all_pairs(4), &machines, short);
         assert_no_node_twice(&s);
-        for slot in &s.slots {
-            if slot.iter().any(|p| p.short) {
-                assert_eq!(slot.len(), 1, "a short pair overlapped: {slot:?}");
-            }
-        }
-        let long_slots: Vec<&Vec<Pair>> = s
-            .slots
-            .iter()
-            .filter(|s| s.iter().all(|p| !p.short))
-            .collect();
-        assert_eq!(long_slots.len(), 2, "{s:?}");
-        assert!(long_slots.iter().all(|s| s.len() == 2), "{s:?}");
-        assert_eq!(s.slots.len(), 4);
+        assert!(s.slots.iter().flatten().all(|p| !p.short), "{s:?}");
+        assert_eq!(s.slots.len(), 2, "{s:?}");
+        assert!(s.slots.iter().all(|s| s.len() == 2), "{s:?}");
+        // The in-region directions run in turns of their own, one at a time.
+        assert_eq!(
+            s.turns,
+            vec![(0, vec![1]), (1, vec![0]), (2, vec![3]), (3, vec![2])]
+        );
+        assert_eq!(s.directed(), 12);
     }
 
     #[test]
@@ -229,12 +271,7 @@ mod tests {
         let s = tournament(100, &directed, &machines, short);
         assert_no_node_twice(&s);
         assert_eq!(s.directed(), 500);
-        let mut measured: Vec<(usize, usize)> = s
-            .slots
-            .iter()
-            .flatten()
-            .flat_map(Pair::directions)
-            .collect();
+        let mut measured = s.measured();
         measured.sort_unstable();
         directed.sort_unstable();
         assert_eq!(measured, directed);
@@ -251,5 +288,20 @@ mod tests {
             }
         }
         assert!(s.slots.len() < 100, "{} slots", s.slots.len());
+        for (src, targets) in &s.turns {
+            assert!(
+                targets.iter().all(|t| short(*src, *t)),
+                "{src} -> {targets:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_machine_with_only_short_paths_takes_one_turn_per_source() {
+        let machines = vec![Some("host".to_string()); 30];
+        let s = tournament(30, &all_pairs(30), &machines, |_, _| true);
+        assert!(s.slots.is_empty(), "{s:?}");
+        assert_eq!(s.turns.len(), 30);
+        assert_eq!(s.directed(), 30 * 29);
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::client::AgentClient;
 use super::job::{run_job, JobError, JobSpec};
 use super::plan::{AgentPlan, PEERS_KEY};
-use super::schedule::{self, Pair, Schedule, SHORT_BELOW};
+use super::schedule::{self, Schedule, SHORT_BELOW};
 use super::tasks::AgentTasks;
 use super::{deadline_for, register_nonce_on, register_targets, Orchestra};
 
@@ -143,6 +143,41 @@ impl Orchestra {
                 }
             }
         }
+        for (s, targets) in &plan.turns {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let failed = self
+                .failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let jobs: Vec<Measurement> = targets
+                .iter()
+                .filter(|t| !failed.contains(&agents[**t].name))
+                .filter_map(|&t| {
+                    Some(Measurement {
+                        source: Arc::clone(&agents[*s]),
+                        target: Arc::clone(&agents[t]),
+                        target_plan: self.agent_plan(&agents[t].name),
+                        params: per_pair.get(&(*s, t))?.clone(),
+                    })
+                })
+                .collect();
+            if jobs.is_empty() || failed.contains(&agents[*s].name) {
+                continue;
+            }
+            let ctx = self.pair_context(probe);
+            let outcome = ctx.run_turn(&jobs).await;
+            bar.inc(jobs.len() as u64);
+            match outcome {
+                Ok(result) => results
+                    .entry(agents[*s].name.clone())
+                    .or_default()
+                    .push(result),
+                Err(e) => self.record(&agents[*s].name, probe, Err(e)),
+            }
+        }
         bar.finish();
         let fact = schedule_fact(&plan, plan_params, &summary);
         for (source, parts) in results {
@@ -151,6 +186,10 @@ impl Orchestra {
                 self.record(&source, probe, Ok(merged));
             }
         }
+    }
+
+    fn agent_plan(&self, name: &str) -> Option<AgentPlan> {
+        self.plan.agents.iter().find(|a| a.name == name).cloned()
     }
 
     fn pair_context(&self, probe: ProbeName) -> PairContext {
@@ -280,6 +319,33 @@ impl PairContext {
         }
     }
 
+    /// One source and several targets in one job, their exchanges
+    /// interleaved: every target answers the nonce, the source accepts
+    /// every target's addresses.
+    async fn run_turn(&self, jobs: &[Measurement]) -> Result<ProbeResult, JobError> {
+        for m in jobs {
+            self.register_target(m).await?;
+        }
+        let mut targets = Vec::new();
+        for m in jobs {
+            if let Some(list) = m.params.get("targets").and_then(Value::as_array) {
+                targets.extend(list.iter().cloned());
+            }
+        }
+        let Some(first) = jobs.first() else {
+            return Err(JobError::Probe("a turn without targets".into()));
+        };
+        let mut params = first.params.clone();
+        if let Some(obj) = params.as_object_mut() {
+            obj.insert("targets".into(), Value::Array(targets));
+        }
+        self.run(&Measurement {
+            params,
+            ..first.clone()
+        })
+        .await
+    }
+
     /// The measured agent answers this run's nonce; the measuring agent
     /// accepts its addresses as targets.
     async fn register_target(&self, m: &Measurement) -> Result<(), JobError> {
@@ -382,7 +448,6 @@ fn explain(
     shared: &BTreeSet<String>,
     nodes: usize,
 ) -> String {
-    let short = plan.slots.iter().flatten().filter(|p| p.short).count();
     let peers = match peers_of(plan_params) {
         Some(k) => format!("peers = {k} (rendezvous choice)"),
         None => "every pair".to_string(),
@@ -393,6 +458,15 @@ fn explain(
             "pipeline = {w} (up to {w} exchanges in flight on paths whose round takes {} ms or more)",
             SHORT_BELOW.as_millis()
         ),
+    };
+    let turns = if plan.turns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", then {} turns alone (a source with its short same-machine targets, {} measurements)",
+            plan.turns.len(),
+            plan.turns.iter().map(|(_, t)| t.len()).sum::<usize>()
+        )
     };
     let why = if shared.is_empty() {
         let known = machines.iter().filter(|m| m.is_some()).count();
@@ -406,14 +480,13 @@ fn explain(
             .filter(|m| shared.contains(*m))
             .count();
         format!(
-            "{on_shared} agents share {} machine(s) (same boot id): the {short} pair(s) under {} ms never overlap another pair on their machine, the {} longer pair(s) may",
+            "{on_shared} agents share {} machine(s) (same boot id): paths under {} ms there never overlap another measurement on that machine, longer (WAN) pairs may",
             shared.len(),
             SHORT_BELOW.as_millis(),
-            plan.pairs() - short
         )
     };
     format!(
-        "{} measurements ({} pairs of {nodes} nodes, {peers}) in {} slots, up to {} pairs at once; {pipeline}; {why}",
+        "{} measurements ({nodes} nodes, {peers}): {} pairs in {} slots, up to {} pairs at once{turns}; {pipeline}; {why}",
         plan.directed(),
         plan.pairs(),
         plan.slots.len(),
@@ -427,7 +500,7 @@ fn schedule_fact(plan: &Schedule, plan_params: &Value, summary: &str) -> Value {
         "pairs": plan.pairs(),
         "measurements": plan.directed(),
         "concurrency": plan.concurrency(),
-        "short_pairs": plan.slots.iter().flatten().filter(|p: &&Pair| p.short).count(),
+        "turns": plan.turns.len(),
         "peers": peers_of(plan_params),
         "pipeline": pipeline_of(plan_params),
         "summary": summary,
@@ -466,18 +539,16 @@ mod tests {
         let params = json!({"pipeline": 8, "peers": 3});
         let text = explain(&plan, &params, &machines, &shared_machines(&machines), 4);
         assert!(
-            text.starts_with("12 measurements (6 pairs of 4 nodes, peers = 3"),
+            text.starts_with(
+                "12 measurements (4 nodes, peers = 3 (rendezvous choice)): 4 pairs in 2 slots, \
+                 up to 2 pairs at once, then 4 turns alone"
+            ),
             "{text}"
         );
-        assert!(text.contains("in 4 slots, up to 2 pairs at once"), "{text}");
         assert!(text.contains("pipeline = 8"), "{text}");
         assert!(text.contains("4 agents share 1 machine(s)"), "{text}");
-        assert!(
-            text.contains("the 2 pair(s) under 1 ms never overlap"),
-            "{text}"
-        );
         let fact = schedule_fact(&plan, &params, &text);
-        assert_eq!(fact["slots"], 4);
-        assert_eq!(fact["short_pairs"], 2);
+        assert_eq!(fact["slots"], 2);
+        assert_eq!(fact["turns"], 4);
     }
 }

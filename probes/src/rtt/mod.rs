@@ -14,6 +14,7 @@ mod interleave;
 mod matched;
 pub mod merge;
 pub mod pipeline;
+mod rx_stamp;
 mod summary;
 mod tcp;
 mod udp;
