@@ -281,6 +281,9 @@ fn regions_read_back_their_delays() {
     let _r1 = responder_in(&lab.state.nodes[1].pod_netns);
     let _r2 = responder_in(&lab.state.nodes[2].pod_netns);
 
+    // Load on the machine is what stretched the delays (the waits for a CPU
+    // of the measuring thread, the responder and the delay lines).
+    let hog = CpuHog::start();
     let within = rtt_from(&lab, 0, 1, 200);
     let base_ns = within.metrics["oslo-1->oslo-2/native/udp"].p50 as f64;
     assert!(
@@ -289,13 +292,14 @@ fn regions_read_back_their_delays() {
     );
 
     let across = rtt_from(&lab, 0, 2, 60);
+    drop(hog);
     let expected = 26_000_000.0; // 2 x (1 ms + 12 ms)
     for path in ["native", "overlay"] {
         let p50 = across.metrics[&format!("oslo-1->frankfurt-1/{path}/udp")].p50 as f64;
         eprintln!("{path}: cross-region p50 {p50} ns, in-region base {base_ns} ns");
         assert!(
-            (p50 - base_ns - expected).abs() <= expected * 0.10,
-            "{path}: {p50} ns is not 26 ms +- 10 % plus the base {base_ns} ns"
+            (p50 - base_ns - expected).abs() <= expected * 0.05,
+            "{path}: {p50} ns is not 26 ms +- 5 % plus the base {base_ns} ns"
         );
     }
 }

@@ -227,9 +227,12 @@ fn stopped(stop: &AtomicBool, cancel: &CancelToken) -> bool {
 
 fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &Gate) {
     let mut buf = vec![0u8; BUFFER_BYTES];
+    // Without arrival stamps requests get no turnaround: plain echo.
+    let _ = super::rx_stamp::enable(&socket);
     while !stopped(stop, cancel) {
-        let (n, peer) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
+        let (n, peer, stamp) = match super::rx_stamp::recv_from(&socket, &mut buf) {
+            Ok((n, Some(peer), stamp)) => (n, peer, stamp),
+            Ok(_) => continue,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             // ICMP errors from earlier replies (port unreachable, ...) surface
@@ -244,6 +247,7 @@ fn serve_udp(socket: UdpSocket, stop: &AtomicBool, cancel: &CancelToken, gate: &
         let reply = if buf[..n].starts_with(MTU_MAGIC) {
             &buf[..n.min(MTU_REPLY_LEN)]
         } else {
+            super::rx_stamp::write_turnaround(&mut buf[..n], stamp);
             &buf[..n]
         };
         let _ = socket.send_to(reply, peer);

@@ -53,9 +53,14 @@ impl UdpSession {
         let mut out = vec![0u8; params.payload];
         out[8..16].copy_from_slice(&nonce.to_le_bytes());
         // A gated responder echoes only datagrams ending in the run's nonce.
+        let mut free_end = out.len();
         if let Some(run_nonce) = params.nonce_bytes() {
             let at = out.len() - run_nonce.len();
             out[at..].copy_from_slice(&run_nonce);
+            free_end = at;
+        }
+        if free_end >= rx_stamp::TURN_END {
+            out[rx_stamp::TURN_AT..rx_stamp::TURN_AT + 8].copy_from_slice(rx_stamp::TURN_MAGIC);
         }
         Ok(UdpSession {
             socket,
@@ -91,6 +96,8 @@ impl Session for UdpSession {
             match rx_stamp::recv(&self.socket, &mut self.back) {
                 Ok((n, stamp)) => {
                     let elapsed = rx_stamp::round_trip(stamp, sent_wall, t0.elapsed());
+                    let held = rx_stamp::turnaround(&self.back[..n]);
+                    let elapsed = elapsed.checked_sub(held).unwrap_or(elapsed);
                     let Some(got) = parse(&self.back[..n], self.nonce) else {
                         continue; // not ours
                     };
