@@ -260,21 +260,23 @@ fn mtu_blackhole_fault_is_found_with_the_fix() {
     assert!(v.note.contains("set the overlay MTU to 1450"), "{}", v.note);
 }
 
+/// Oslo 1 ms and Frankfurt 12 ms one way from the WAN hub: 26 ms between.
+fn oslo_and_frankfurt() -> Vec<Region> {
+    [("oslo", 1), ("frankfurt", 12)]
+        .into_iter()
+        .map(|(name, ms)| Region {
+            name: name.into(),
+            one_way_delay: Duration::from_millis(ms),
+        })
+        .collect()
+}
+
 #[test]
 fn regions_read_back_their_delays() {
     require_caps!(NetAdmin, SysAdmin);
     let base = tempfile::tempdir().unwrap();
     let mut s = spec(base.path(), 3);
-    s.regions = vec![
-        Region {
-            name: "oslo".into(),
-            one_way_delay: Duration::from_millis(1),
-        },
-        Region {
-            name: "frankfurt".into(),
-            one_way_delay: Duration::from_millis(12),
-        },
-    ];
+    s.regions = oslo_and_frankfurt();
     let lab = LabGuard(lab::up(&s).unwrap());
     let names: Vec<&str> = lab.state.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["oslo-1", "oslo-2", "frankfurt-1"]);
@@ -397,16 +399,7 @@ fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
     require_caps!(NetAdmin, SysAdmin);
     let base = tempfile::tempdir().unwrap();
     let mut s = spec(base.path(), 2);
-    s.regions = vec![
-        Region {
-            name: "oslo".into(),
-            one_way_delay: Duration::from_millis(1),
-        },
-        Region {
-            name: "frankfurt".into(),
-            one_way_delay: Duration::from_millis(12),
-        },
-    ];
+    s.regions = oslo_and_frankfurt();
     let lab = LabGuard(lab::up(&s).unwrap());
     let _r = responder_in(&lab.state.nodes[1].pod_netns);
     let one = wan_rtt(&lab, 1);

@@ -103,19 +103,7 @@ impl Orchestra {
                     .filter(|(s, t)| {
                         !failed.contains(&agents[*s].name) && !failed.contains(&agents[*t].name)
                     })
-                    .filter_map(|(s, t)| {
-                        Some(Measurement {
-                            source: Arc::clone(&agents[s]),
-                            target: Arc::clone(&agents[t]),
-                            target_plan: self
-                                .plan
-                                .agents
-                                .iter()
-                                .find(|a| a.name == agents[t].name)
-                                .cloned(),
-                            params: per_pair.get(&(s, t))?.clone(),
-                        })
-                    })
+                    .filter_map(|(s, t)| self.measurement(&agents, s, t, per_pair.get(&(s, t))?))
                     .collect();
                 let label = format!("{}-{}", agents[pair.a].name, agents[pair.b].name);
                 let ctx = self.pair_context(probe);
@@ -155,14 +143,7 @@ impl Orchestra {
             let jobs: Vec<Measurement> = targets
                 .iter()
                 .filter(|t| !failed.contains(&agents[**t].name))
-                .filter_map(|&t| {
-                    Some(Measurement {
-                        source: Arc::clone(&agents[*s]),
-                        target: Arc::clone(&agents[t]),
-                        target_plan: self.agent_plan(&agents[t].name),
-                        params: per_pair.get(&(*s, t))?.clone(),
-                    })
-                })
+                .filter_map(|&t| self.measurement(&agents, *s, t, per_pair.get(&(*s, t))?))
                 .collect();
             if jobs.is_empty() || failed.contains(&agents[*s].name) {
                 continue;
@@ -188,8 +169,25 @@ impl Orchestra {
         }
     }
 
-    fn agent_plan(&self, name: &str) -> Option<AgentPlan> {
-        self.plan.agents.iter().find(|a| a.name == name).cloned()
+    /// Source `s` measuring target `t` with `params`.
+    fn measurement(
+        &self,
+        agents: &[Arc<AgentClient>],
+        s: usize,
+        t: usize,
+        params: &Value,
+    ) -> Option<Measurement> {
+        Some(Measurement {
+            source: Arc::clone(agents.get(s)?),
+            target: Arc::clone(agents.get(t)?),
+            target_plan: self
+                .plan
+                .agents
+                .iter()
+                .find(|a| a.name == agents[t].name)
+                .cloned(),
+            params: params.clone(),
+        })
     }
 
     fn pair_context(&self, probe: ProbeName) -> PairContext {
@@ -219,17 +217,7 @@ impl Orchestra {
                 if let Some(list) = params.get("targets").and_then(Value::as_array) {
                     targets.extend(list.iter().cloned());
                 }
-                measured.push(Measurement {
-                    source: Arc::clone(source),
-                    target: Arc::clone(&agents[t]),
-                    target_plan: self
-                        .plan
-                        .agents
-                        .iter()
-                        .find(|a| a.name == agents[t].name)
-                        .cloned(),
-                    params: params.clone(),
-                });
+                measured.extend(self.measurement(agents, s, t, params));
             }
             let Some(first) = per_pair.range((s, 0)..(s + 1, 0)).next() else {
                 continue;

@@ -37,17 +37,7 @@ pub(crate) fn measure(
     from_seq: u64,
     cancel: &CancelToken,
 ) -> Vec<Measured> {
-    let mut measured: Vec<Measured> = sessions.iter().map(|_| Measured::new()).collect();
-    let mut live: Vec<Option<Box<dyn Session + Send>>> = Vec::with_capacity(sessions.len());
-    for (session, m) in sessions.into_iter().zip(&mut measured) {
-        match session {
-            Ok(s) => live.push(Some(s)),
-            Err(why) => {
-                m.stopped_early = Some(why);
-                live.push(None);
-            }
-        }
-    }
+    let (mut live, mut measured) = open_all(sessions);
     let n = live.len();
     let mut block: Vec<Vec<u64>> = vec![Vec::with_capacity(BLOCK_ROUNDS as usize); n];
     let interval = params.interval();
@@ -60,19 +50,7 @@ pub(crate) fn measure(
         if live.iter().all(Option::is_none) {
             break;
         }
-        let stop = if cancel.is_cancelled() {
-            Some("cancelled".to_string())
-        } else if Instant::now() >= deadline {
-            Some(format!("time limit {} per target reached", params.time_limit))
-        } else {
-            None
-        };
-        if let Some(why) = stop {
-            for (slot, m) in live.iter_mut().zip(&mut measured) {
-                if slot.take().is_some() {
-                    m.stopped_early = Some(format!("{why} after {} of {}", m.sent, params.count));
-                }
-            }
+        if stop_all(&mut live, &mut measured, params, deadline, cancel) {
             break;
         }
         if !pace(start, interval, seq - from_seq, cancel) {
@@ -108,6 +86,49 @@ pub(crate) fn measure(
         close_blocks(&mut block, &mut measured);
     }
     measured
+}
+
+/// The live sessions, and a measurement per target (marked with the reason
+/// for a session that could not be opened).
+pub(crate) type Live = Vec<Option<Box<dyn Session + Send>>>;
+
+pub(crate) fn open_all(sessions: Vec<Opened>) -> (Live, Vec<Measured>) {
+    let mut measured: Vec<Measured> = sessions.iter().map(|_| Measured::new()).collect();
+    let mut live: Live = Vec::with_capacity(sessions.len());
+    for (session, m) in sessions.into_iter().zip(&mut measured) {
+        match session {
+            Ok(s) => live.push(Some(s)),
+            Err(why) => {
+                m.stopped_early = Some(why);
+                live.push(None);
+            }
+        }
+    }
+    (live, measured)
+}
+
+/// On cancellation or past the deadline, ends every live session with the
+/// reason; true when the loop must stop.
+pub(crate) fn stop_all(
+    live: &mut Live,
+    measured: &mut [Measured],
+    params: &Params,
+    deadline: Instant,
+    cancel: &CancelToken,
+) -> bool {
+    let why = if cancel.is_cancelled() {
+        "cancelled".to_string()
+    } else if Instant::now() >= deadline {
+        format!("time limit {} per target reached", params.time_limit)
+    } else {
+        return false;
+    };
+    for (slot, m) in live.iter_mut().zip(measured) {
+        if slot.take().is_some() {
+            m.stopped_early = Some(format!("{why} after {} of {}", m.sent, params.count));
+        }
+    }
+    true
 }
 
 /// Ends a block for every target: its median, or None when it had no

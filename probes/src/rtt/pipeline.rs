@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::interleave::{self, median, Opened, Session, BLOCK_ROUNDS};
+use super::interleave::{self, median, Opened, BLOCK_ROUNDS};
 use super::{pace, Measured, Params};
 use crate::context::CancelToken;
 
@@ -172,17 +172,7 @@ fn lane(
 ) -> Lane {
     let n = sessions.len();
     let lanes = u64::from(params.pipeline);
-    let mut measured: Vec<Measured> = (0..n).map(|_| Measured::new()).collect();
-    let mut live: Vec<Option<Box<dyn Session + Send>>> = Vec::with_capacity(n);
-    for (session, m) in sessions.into_iter().zip(&mut measured) {
-        match session {
-            Ok(s) => live.push(Some(s)),
-            Err(why) => {
-                m.stopped_early = Some(why);
-                live.push(None);
-            }
-        }
-    }
+    let (mut live, mut measured) = interleave::open_all(sessions);
     let count = u64::from(params.count);
     let blocks_total = count.div_ceil(BLOCK_ROUNDS) as usize;
     let mut blocks: Vec<Vec<Vec<u64>>> = vec![vec![Vec::new(); blocks_total]; n];
@@ -195,19 +185,7 @@ fn lane(
         if live.iter().all(Option::is_none) {
             break;
         }
-        let stop = if cancel.is_cancelled() {
-            Some("cancelled".to_string())
-        } else if Instant::now() >= deadline {
-            Some(format!("time limit {} per target reached", params.time_limit))
-        } else {
-            None
-        };
-        if let Some(why) = stop {
-            for (slot, m) in live.iter_mut().zip(&mut measured) {
-                if slot.take().is_some() {
-                    m.stopped_early = Some(format!("{why} after {} sent", m.sent));
-                }
-            }
+        if interleave::stop_all(&mut live, &mut measured, params, deadline, cancel) {
             break;
         }
         if !pace(start, Some(offset), timed, cancel) {
@@ -280,6 +258,7 @@ fn merge(lanes: Vec<Lane>, n: usize) -> Vec<Measured> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtt::interleave::Session;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
