@@ -2,8 +2,10 @@
 //! a plan naming all of them: the load for scripts/bench-fleet, which
 //! measures how the coordinator copes with a fleet.
 //!
-//! Usage: agent_fleet N DIR   (writes DIR/plan.toml and DIR/token, then
-//! serves until SIGTERM or SIGINT)
+//! Usage: agent_fleet N DIR [--echo]   (writes DIR/plan.toml and DIR/token,
+//! then serves until SIGTERM or SIGINT; with --echo every agent also serves
+//! an echo responder on its own loopback port and the plan gives each agent
+//! the path `native` on 127.0.0.1, for rtt between the agents)
 
 use std::path::PathBuf;
 
@@ -19,6 +21,7 @@ fn main() -> Result<()> {
         .parse()
         .context("N must be a number")?;
     let dir = PathBuf::from(args.next().context("usage: agent_fleet N DIR")?);
+    let echo = args.next().as_deref() == Some("--echo");
     anyhow::ensure!((1..=5000).contains(&count), "N must be 1..=5000");
     std::fs::create_dir_all(&dir)?;
     let token_file = dir.join("token");
@@ -52,7 +55,7 @@ fn main() -> Result<()> {
                 node: Some(name.clone()),
                 netns: None,
                 echo_port: None,
-                echo_listen: None,
+                echo_listen: echo.then(|| "127.0.0.1:0".parse()).transpose()?,
                 ready_file: None,
                 profile: "etcd".into(),
                 identity: Default::default(),
@@ -63,6 +66,9 @@ fn main() -> Result<()> {
             plan.push_str(&format!(
                 "[[agents]]\nname = \"{name}\"\nurl = \"http://{addr}\"\ntoken_file = \"token\"\n"
             ));
+            if echo {
+                plan.push_str("addresses = { native = \"127.0.0.1\" }\n");
+            }
             let mut stop = stop_tx.subscribe();
             servers.push(tokio::spawn(async move {
                 serve(listener, config, async move {

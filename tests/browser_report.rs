@@ -327,7 +327,7 @@ fn lab_report_is_answers_first_and_half_as_tall() {
     // Fewer round trips than the written plan: the layout is the same.
     let text = std::fs::read_to_string(&plan)
         .unwrap()
-        .replace("count = 300", "count = 40");
+        .replace("count = 500", "count = 40");
     std::fs::write(&plan, text).unwrap();
     let out = tmp.path().join("runs");
     let junit_file = tmp.path().join("run.xml");

@@ -260,29 +260,33 @@ fn mtu_blackhole_fault_is_found_with_the_fix() {
     assert!(v.note.contains("set the overlay MTU to 1450"), "{}", v.note);
 }
 
+/// Oslo 1 ms and Frankfurt 12 ms one way from the WAN hub: 26 ms between.
+fn oslo_and_frankfurt() -> Vec<Region> {
+    [("oslo", 1), ("frankfurt", 12)]
+        .into_iter()
+        .map(|(name, ms)| Region {
+            name: name.into(),
+            one_way_delay: Duration::from_millis(ms),
+            rate_bps: None,
+        })
+        .collect()
+}
+
 #[test]
 fn regions_read_back_their_delays() {
     require_caps!(NetAdmin, SysAdmin);
     let base = tempfile::tempdir().unwrap();
     let mut s = spec(base.path(), 3);
-    s.regions = vec![
-        Region {
-            name: "oslo".into(),
-            one_way_delay: Duration::from_millis(1),
-            rate_bps: None,
-        },
-        Region {
-            name: "frankfurt".into(),
-            one_way_delay: Duration::from_millis(12),
-            rate_bps: None,
-        },
-    ];
+    s.regions = oslo_and_frankfurt();
     let lab = LabGuard(lab::up(&s).unwrap());
     let names: Vec<&str> = lab.state.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["oslo-1", "oslo-2", "frankfurt-1"]);
     let _r1 = responder_in(&lab.state.nodes[1].pod_netns);
     let _r2 = responder_in(&lab.state.nodes[2].pod_netns);
 
+    // Load on the machine is what stretched the delays (the waits for a CPU
+    // of the measuring thread, the responder and the delay lines).
+    let hog = CpuHog::start();
     let within = rtt_from(&lab, 0, 1, 200);
     let base_ns = within.metrics["oslo-1->oslo-2/native/udp"].p50 as f64;
     assert!(
@@ -291,13 +295,14 @@ fn regions_read_back_their_delays() {
     );
 
     let across = rtt_from(&lab, 0, 2, 60);
+    drop(hog);
     let expected = 26_000_000.0; // 2 x (1 ms + 12 ms)
     for path in ["native", "overlay"] {
         let p50 = across.metrics[&format!("oslo-1->frankfurt-1/{path}/udp")].p50 as f64;
         eprintln!("{path}: cross-region p50 {p50} ns, in-region base {base_ns} ns");
         assert!(
-            (p50 - base_ns - expected).abs() <= expected * 0.10,
-            "{path}: {p50} ns is not 26 ms +- 10 % plus the base {base_ns} ns"
+            (p50 - base_ns - expected).abs() <= expected * 0.05,
+            "{path}: {p50} ns is not 26 ms +- 5 % plus the base {base_ns} ns"
         );
     }
 }
@@ -369,4 +374,56 @@ fn peers_limits_each_node_to_its_rendezvous_choice() {
             .collect();
         assert_eq!(peers.len(), 1, "{name} measured {peers:?}: {}", v["plan"]);
     }
+}
+
+/// One source's UDP and TCP request/response on a WAN path, the same
+/// parameters but `pipeline`.
+fn wan_rtt(lab: &lab::Lab, pipeline: u32) -> ProbeResult {
+    let params = infraqual_probes::rtt::Params {
+        targets: targets(lab, 1),
+        count: 200,
+        kinds: vec![Kind::Udp, Kind::TcpRr],
+        pipeline,
+        ..Default::default()
+    };
+    let node = lab.state.nodes[0].name.clone();
+    let result = in_netns(&lab.state.nodes[0].pod_netns, move || {
+        let ctx = ProbeContext::new(&node, infraqual_probes::Profile::default());
+        infraqual_probes::rtt::run(&params, &ctx).unwrap()
+    });
+    contract::assert_probe_result(&serde_json::to_value(&result).unwrap());
+    result
+}
+
+#[test]
+fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
+    require_caps!(NetAdmin, SysAdmin);
+    let base = tempfile::tempdir().unwrap();
+    let mut s = spec(base.path(), 2);
+    s.regions = oslo_and_frankfurt();
+    let lab = LabGuard(lab::up(&s).unwrap());
+    let _r = responder_in(&lab.state.nodes[1].pod_netns);
+    let one = wan_rtt(&lab, 1);
+    let lanes = wan_rtt(&lab, 8);
+    assert!(one.facts.get("pipelined").is_none(), "{:?}", one.facts);
+    for kind in ["udp", "tcp_rr"] {
+        assert_eq!(
+            lanes.facts["pipelined"]["oslo-1->frankfurt-1"][kind]["lanes"], 8,
+            "{kind}"
+        );
+        for path in ["native", "overlay"] {
+            let key = format!("oslo-1->frankfurt-1/{path}/{kind}");
+            let (a, b) = (one.metrics[&key].p50 as f64, lanes.metrics[&key].p50 as f64);
+            eprintln!("{key}: one in flight p50 {a} ns, 8 lanes p50 {b} ns");
+            assert_eq!(lanes.metrics[&key].count, 200, "{key}: no back-filling");
+            // UDP replies are timed by the kernel (see docs/measurement.md);
+            // TCP's are timed by a thread, whose wait for a CPU on a loaded
+            // test machine is not the path's, so only UDP is held to 5 %.
+            if kind == "udp" {
+                assert!((b - a).abs() <= a * 0.05, "{key}: {b} ns vs {a} ns");
+            }
+        }
+    }
+    let loss = &lanes.facts["loss"]["oslo-1->frankfurt-1/native"];
+    assert_eq!(loss["sent"], 200, "{loss}");
 }

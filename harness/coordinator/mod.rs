@@ -11,9 +11,11 @@ mod job;
 mod peers;
 pub mod plan;
 mod rounds;
+mod schedule;
 mod soak;
 mod soak_plan;
 mod tasks;
+mod tournament;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -110,6 +112,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         echo_nonce: crate::agent::generate_token()?,
         rounds: rounds::Book::default(),
         bundle_dir: dir.clone(),
+        boot_ids: Arc::default(),
     };
     runtime.block_on(orchestra.run());
     drop(orchestra);
@@ -156,6 +159,9 @@ struct Orchestra {
     rounds: rounds::Book,
     /// Where a fleet soak's per-node interval logs go.
     bundle_dir: PathBuf,
+    /// Each agent's boot id from its inventory: agents that share one share
+    /// a machine (see `schedule`).
+    boot_ids: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Orchestra {
@@ -322,6 +328,15 @@ impl Orchestra {
     ) {
         match outcome {
             Ok(result) => {
+                if let (true, Some(id)) = (
+                    probe == inventory::NAME,
+                    result.facts.get("boot_id").and_then(Value::as_str),
+                ) {
+                    self.boot_ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(node.to_string(), id.to_string());
+                }
                 let filed = self.rounds.file(&self.plan, node, result);
                 self.send_filed(node.to_string(), probe, filed);
             }
@@ -391,41 +406,8 @@ impl Orchestra {
             if target.name == source.name {
                 continue;
             }
-            let registration = TargetRegistration {
-                addresses: Vec::new(),
-                ttl_ms: ttl.as_millis() as u64,
-                echo_nonce: Some(self.echo_nonce.clone()),
-            };
-            if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
-                return Err(JobError::Probe(format!(
-                    "registering the run's echo nonce with {}: {e}",
-                    target.name
-                )));
-            }
-            // A discovered node's other agent answers echo on its path.
-            let Some(plan) = self.plan.agents.iter().find(|a| a.name == target.name) else {
-                continue;
-            };
-            for url in &plan.echo_agents {
-                let other = AgentPlan {
-                    url: url.clone(),
-                    ..plan.clone()
-                };
-                let registered = match AgentClient::new(&other) {
-                    Ok(client) => client
-                        .post::<_, Value>("/v1/targets", &registration)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = registered {
-                    return Err(JobError::Probe(format!(
-                        "registering the run's echo nonce with {} at {url}: {e}",
-                        target.name
-                    )));
-                }
-            }
+            let plan = self.plan.agents.iter().find(|a| a.name == target.name);
+            register_nonce_on(&target, plan, &self.echo_nonce, ttl).await?;
         }
         Ok(())
     }
@@ -481,6 +463,51 @@ impl Orchestra {
         params.insert("echo_nonce".into(), Value::String(self.echo_nonce.clone()));
         Ok(Value::Object(params))
     }
+}
+
+/// Tells one measured agent's echo responder (and, for a discovered node,
+/// its other agents') to answer this run's nonce for `ttl`.
+async fn register_nonce_on(
+    target: &AgentClient,
+    plan: Option<&AgentPlan>,
+    echo_nonce: &str,
+    ttl: Duration,
+) -> Result<(), JobError> {
+    let registration = TargetRegistration {
+        addresses: Vec::new(),
+        ttl_ms: ttl.as_millis() as u64,
+        echo_nonce: Some(echo_nonce.to_string()),
+    };
+    if let Err(e) = target.post::<_, Value>("/v1/targets", &registration).await {
+        return Err(JobError::Probe(format!(
+            "registering the run's echo nonce with {}: {e}",
+            target.name
+        )));
+    }
+    let Some(plan) = plan else {
+        return Ok(());
+    };
+    for url in &plan.echo_agents {
+        let other = AgentPlan {
+            url: url.clone(),
+            ..plan.clone()
+        };
+        let registered = match AgentClient::new(&other) {
+            Ok(client) => client
+                .post::<_, Value>("/v1/targets", &registration)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = registered {
+            return Err(JobError::Probe(format!(
+                "registering the run's echo nonce with {} at {url}: {e}",
+                target.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Tells the source agent that the targets of its job are agents of this

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use infraqual_probes::rounds::{check_rounds, partial_warning};
-use infraqual_probes::{inventory, ProbeName, ProbeResult};
+use infraqual_probes::{inventory, rtt, ProbeName, ProbeResult};
 use serde_json::Value;
 use toml::Spanned;
 
@@ -241,7 +241,9 @@ impl Orchestra {
                     break 'rounds;
                 }
                 self.rediscover(*probe).await;
-                if probe.descriptor().pairwise {
+                if *probe == rtt::NAME {
+                    self.tournament_phase(*probe, params).await;
+                } else if probe.descriptor().pairwise {
                     self.pairwise_phase(*probe, params).await;
                 } else {
                     self.phase(*probe, params).await;

@@ -2,7 +2,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use infraqual_probes::rtt::{Kind, Params, Target};
 use infraqual_probes::units::HumanDuration;
-use infraqual_probes::ProbeName;
+use infraqual_probes::{ProbeError, ProbeName};
 use serde_json::Value;
 
 use super::target::parse_target;
@@ -37,6 +37,10 @@ pub struct RttArgs {
     /// Untimed exchanges first.
     #[arg(long, default_value_t = Params::default().warmup)]
     pub warmup: u32,
+    /// Most exchanges in flight per target on a path whose round trip is
+    /// 1 ms or more (one socket or connection each); 1: one at a time.
+    #[arg(long, default_value_t = Params::default().pipeline)]
+    pub pipeline: u32,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -84,8 +88,18 @@ impl ProbeArgs for RttArgs {
             kinds: self.kinds.iter().map(|k| Kind::from(*k)).collect(),
             timeout: self.timeout,
             warmup: self.warmup,
+            pipeline: self.pipeline,
             ..Params::default()
         };
+        // Bad input names the flag it came from, not the parameter.
+        if let Err(ProbeError::InvalidParam { name, reason }) = params.validate() {
+            let flag = if name.starts_with("targets") {
+                "target".to_string()
+            } else {
+                name.replace('_', "-")
+            };
+            anyhow::bail!("--{flag}: {reason}");
+        }
         Ok(serde_json::to_value(params)?)
     }
 }

@@ -94,6 +94,12 @@ pub fn collect(result: &mut ProbeResult) {
         );
     }
     result.fact("cgroup_version", cgroup_version());
+    // Agents that report the same boot id share one machine's CPUs: the
+    // coordinator does not measure their short paths at the same time.
+    result.fact(
+        "boot_id",
+        read_trimmed(Path::new("/proc/sys/kernel/random/boot_id")),
+    );
 }
 
 /// Identifies the hypervisor from the cpuinfo flag, DMI and /sys/hypervisor.

@@ -26,22 +26,18 @@ pub(crate) trait Session {
 /// A target's session, or why it could not be opened.
 pub(crate) type Opened = Result<Box<dyn Session + Send>, String>;
 
-/// Runs `params.warmup + params.count` rounds; in each, one exchange with
-/// every target still going, on the paced schedule. The whole loop gets
+/// Runs rounds `from_seq..params.warmup + params.count` (the rounds before
+/// `from_seq` were spent elsewhere, see `pipeline`); in each, one exchange
+/// with every target still going, on the paced schedule. The whole loop gets
 /// `time_limit` per target. Cancellation stops it with every measurement
 /// marked; the caller turns that into `Cancelled`.
-pub(crate) fn measure(sessions: Vec<Opened>, params: &Params, cancel: &CancelToken) -> Vec<Measured> {
-    let mut measured: Vec<Measured> = sessions.iter().map(|_| Measured::new()).collect();
-    let mut live: Vec<Option<Box<dyn Session + Send>>> = Vec::with_capacity(sessions.len());
-    for (session, m) in sessions.into_iter().zip(&mut measured) {
-        match session {
-            Ok(s) => live.push(Some(s)),
-            Err(why) => {
-                m.stopped_early = Some(why);
-                live.push(None);
-            }
-        }
-    }
+pub(crate) fn measure(
+    sessions: Vec<Opened>,
+    params: &Params,
+    from_seq: u64,
+    cancel: &CancelToken,
+) -> Vec<Measured> {
+    let (mut live, mut measured) = open_all(sessions);
     let n = live.len();
     let mut block: Vec<Vec<u64>> = vec![Vec::with_capacity(BLOCK_ROUNDS as usize); n];
     let interval = params.interval();
@@ -50,26 +46,14 @@ pub(crate) fn measure(sessions: Vec<Opened>, params: &Params, cancel: &CancelTok
     let start = Instant::now();
     let deadline = start + params.time_limit.0.saturating_mul(n.max(1) as u32);
 
-    for seq in 0..total {
+    for seq in from_seq..total {
         if live.iter().all(Option::is_none) {
             break;
         }
-        let stop = if cancel.is_cancelled() {
-            Some("cancelled".to_string())
-        } else if Instant::now() >= deadline {
-            Some(format!("time limit {} per target reached", params.time_limit))
-        } else {
-            None
-        };
-        if let Some(why) = stop {
-            for (slot, m) in live.iter_mut().zip(&mut measured) {
-                if slot.take().is_some() {
-                    m.stopped_early = Some(format!("{why} after {} of {}", m.sent, params.count));
-                }
-            }
+        if stop_all(&mut live, &mut measured, params, deadline, cancel) {
             break;
         }
-        if !pace(start, interval, seq, cancel) {
+        if !pace(start, interval, seq - from_seq, cancel) {
             continue;
         }
         let timed = seq >= warmup;
@@ -104,16 +88,59 @@ pub(crate) fn measure(sessions: Vec<Opened>, params: &Params, cancel: &CancelTok
     measured
 }
 
+/// The live sessions, and a measurement per target (marked with the reason
+/// for a session that could not be opened).
+pub(crate) type Live = Vec<Option<Box<dyn Session + Send>>>;
+
+pub(crate) fn open_all(sessions: Vec<Opened>) -> (Live, Vec<Measured>) {
+    let mut measured: Vec<Measured> = sessions.iter().map(|_| Measured::new()).collect();
+    let mut live: Live = Vec::with_capacity(sessions.len());
+    for (session, m) in sessions.into_iter().zip(&mut measured) {
+        match session {
+            Ok(s) => live.push(Some(s)),
+            Err(why) => {
+                m.stopped_early = Some(why);
+                live.push(None);
+            }
+        }
+    }
+    (live, measured)
+}
+
+/// On cancellation or past the deadline, ends every live session with the
+/// reason; true when the loop must stop.
+pub(crate) fn stop_all(
+    live: &mut Live,
+    measured: &mut [Measured],
+    params: &Params,
+    deadline: Instant,
+    cancel: &CancelToken,
+) -> bool {
+    let why = if cancel.is_cancelled() {
+        "cancelled".to_string()
+    } else if Instant::now() >= deadline {
+        format!("time limit {} per target reached", params.time_limit)
+    } else {
+        return false;
+    };
+    for (slot, m) in live.iter_mut().zip(measured) {
+        if slot.take().is_some() {
+            m.stopped_early = Some(format!("{why} after {} of {}", m.sent, params.count));
+        }
+    }
+    true
+}
+
 /// Ends a block for every target: its median, or None when it had no
 /// answered exchange (a block index means the same rounds for all targets).
-fn close_blocks(block: &mut [Vec<u64>], measured: &mut [Measured]) {
+pub(crate) fn close_blocks(block: &mut [Vec<u64>], measured: &mut [Measured]) {
     for (samples, m) in block.iter_mut().zip(measured) {
         m.block_medians.push(median(samples));
         samples.clear();
     }
 }
 
-fn median(samples: &mut [u64]) -> Option<u64> {
+pub(crate) fn median(samples: &mut [u64]) -> Option<u64> {
     if samples.is_empty() {
         return None;
     }
@@ -153,7 +180,7 @@ mod tests {
             Ok(Box::new(Fixed(None))),
             Err("cannot connect".into()),
         ];
-        let m = measure(sessions, &params, &CancelToken::new());
+        let m = measure(sessions, &params, 0, &CancelToken::new());
         assert_eq!((m[0].sent, m[0].replied), (60, 60));
         assert_eq!((m[1].sent, m[1].replied, m[1].errors), (60, 0, 65));
         // 60 timed rounds: two full blocks and a partial one, for everyone.
@@ -168,7 +195,7 @@ mod tests {
         let cancel = CancelToken::new();
         cancel.cancel();
         let sessions: Vec<Opened> = vec![Ok(Box::new(Fixed(Some(Duration::from_micros(1)))))];
-        let m = measure(sessions, &Params::default(), &cancel);
+        let m = measure(sessions, &Params::default(), 0, &cancel);
         assert!(m[0].stopped_early.as_deref().is_some_and(|w| w.starts_with("cancelled")));
     }
 }

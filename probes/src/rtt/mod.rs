@@ -13,6 +13,9 @@ pub mod responder;
 mod interleave;
 mod matched;
 mod rounds;
+pub mod merge;
+pub mod pipeline;
+mod rx_stamp;
 mod summary;
 mod tcp;
 mod udp;
@@ -85,6 +88,8 @@ pub const MAX_COUNT: u32 = 10_000_000;
 /// lease or a person would wait for.
 pub const MIN_RATE: f64 = 0.1;
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// Most exchanges in flight per target and kind (one thread each).
+pub const MAX_PIPELINE: u32 = 64;
 
 /// One destination: a node's echo responder reached over a named path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +154,9 @@ pub struct Params {
     pub timeout: HumanDuration,
     /// Longest time per target and kind; the loop stops early with a warning.
     pub time_limit: HumanDuration,
+    /// Most exchanges in flight per target on a long path (see `pipeline`):
+    /// 1 measures one exchange at a time on every path.
+    pub pipeline: u32,
     /// The run's echo nonce (32 hex digits) that the targets' agents were
     /// told to answer; sent with every exchange. Not recorded in results.
     #[serde(skip_serializing)]
@@ -166,6 +174,7 @@ impl Default for Params {
             warmup: 20,
             timeout: HumanDuration(Duration::from_secs(1)),
             time_limit: HumanDuration(Duration::from_secs(60)),
+            pipeline: 1,
             echo_nonce: None,
         }
     }
@@ -223,6 +232,31 @@ impl Params {
                     format!(
                         "{rate}: give exchanges per second in [{slowest}, {MAX_RATE}] \
                          (at least one exchange per 10 s and per time_limit)"
+                    ),
+                ));
+            }
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(ProbeError::invalid(
+                "pipeline",
+                format!("{} is outside 1..={MAX_PIPELINE}", self.pipeline),
+            ));
+        }
+        if let (Some(rate), true) = (self.rate, self.pipeline > 1) {
+            // Each lane waits up to `timeout` for a reply before its next
+            // send, so only rate x timeout lanes keep the pace whatever the
+            // path does; fewer would delay sends behind slow replies.
+            let needed = rate * self.timeout.0.as_secs_f64();
+            if needed > f64::from(self.pipeline) {
+                return Err(ProbeError::invalid(
+                    "rate",
+                    format!(
+                        "{rate}/s is too high for pipeline = {}: with timeout {} up to {} \
+                         exchanges can be in flight; lower the rate or the timeout, or raise \
+                         pipeline",
+                        self.pipeline,
+                        self.timeout,
+                        needed.ceil()
                     ),
                 ));
             }
@@ -310,9 +344,33 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     let mut loss = serde_json::Map::new();
     let mut unreachable = Vec::new();
     let mut blocks = Vec::new();
+    let mut pipelined = serde_json::Map::new();
     for &kind in &params.kinds {
         ctx.cancel.check(NAME)?;
-        let all = measure_on_thread(kind, params, ctx)?;
+        let (all, mode) = measure_on_thread(kind, params, ctx)?;
+        if let pipeline::Mode::Pipelined {
+            lanes,
+            round,
+            period,
+        } = mode
+        {
+            // Keyed by pair like every rtt fact, so per-pair results merge.
+            for target in &params.targets {
+                let pair = pipelined
+                    .entry(key::pair_key(&ctx.node, &target.node))
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(kinds) = pair.as_object_mut() {
+                    kinds.insert(
+                        kind.as_str().into(),
+                        serde_json::json!({
+                            "lanes": lanes,
+                            "round_us": round.as_micros() as u64,
+                            "period_us": period.as_micros() as u64,
+                        }),
+                    );
+                }
+            }
+        }
         // A cancelled probe fails as every probe does, rather than
         // returning the part it measured as if it were whole.
         ctx.cancel.check(NAME)?;
@@ -335,6 +393,9 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     if !loss.is_empty() {
         result.fact("loss", serde_json::Value::Object(loss));
     }
+    if !pipelined.is_empty() {
+        result.fact("pipelined", serde_json::Value::Object(pipelined));
+    }
     summary::overlay_overhead(&mut result, &ctx.node);
     matched::overlay_overhead(&mut result, &blocks, ctx);
     summary::verdicts(&mut result, ctx);
@@ -348,35 +409,39 @@ pub fn run(params: &Params, ctx: &ProbeContext) -> Result<ProbeResult, ProbeErro
     Ok(result)
 }
 
-/// Measures every target of one kind, interleaved, on its own OS thread (it
-/// inherits the caller's network namespace) so the caller's runtime never
-/// shares the timing thread. One `Measured` per target, in order.
+/// Measures every target of one kind, interleaved (in lanes on a long path
+/// with `pipeline` above 1), on its own OS thread (it inherits the caller's
+/// network namespace) so the caller's runtime never shares the timing
+/// thread. One `Measured` per target, in order.
 fn measure_on_thread(
     kind: Kind,
     params: &Params,
     ctx: &ProbeContext,
-) -> Result<Vec<Measured>, ProbeError> {
+) -> Result<(Vec<Measured>, pipeline::Mode), ProbeError> {
+    let open = || -> Vec<interleave::Opened> {
+        params
+            .targets
+            .iter()
+            .map(|target| match kind {
+                Kind::Udp => udp::UdpSession::open(target, params)
+                    .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>)
+                    .map_err(|e| e.to_string()),
+                Kind::TcpRr => tcp::TcpRrSession::open(target, params)
+                    .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
+                Kind::TcpConnect => tcp::TcpConnectSession::open(target, params)
+                    .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
+            })
+            .collect()
+    };
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name(format!("iq-rtt-{}", kind.as_str()))
-            .spawn_scoped(scope, || {
-                let mut sessions: Vec<interleave::Opened> = Vec::new();
-                for target in &params.targets {
-                    sessions.push(match kind {
-                        Kind::Udp => Ok(Box::new(udp::UdpSession::open(target, params)?)),
-                        Kind::TcpRr => tcp::TcpRrSession::open(target, params)
-                            .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
-                        Kind::TcpConnect => tcp::TcpConnectSession::open(target, params)
-                            .map(|s| Box::new(s) as Box<dyn interleave::Session + Send>),
-                    });
-                }
-                Ok(interleave::measure(sessions, params, &ctx.cancel))
-            })
+            .spawn_scoped(scope, || pipeline::measure(&open, params, &ctx.cancel))
             .map_err(|e| ProbeError::io("spawning the rtt measurement thread", e))?;
         handle.join().map_err(|_| ProbeError::Failed {
             probe: NAME.into(),
             message: "the measurement thread panicked".into(),
-        })?
+        })
     })
 }
 

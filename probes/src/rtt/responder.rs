@@ -238,9 +238,12 @@ fn serve_udp(
 ) {
     let mut buf = vec![0u8; BUFFER_BYTES];
     sink.receives_udp_on_this_thread();
+    // Without arrival stamps requests get no turnaround: plain echo.
+    let _ = super::rx_stamp::enable(&socket);
     while !stopped(stop, cancel) {
-        let (n, peer) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
+        let (n, peer, stamp) = match super::rx_stamp::recv_from(&socket, &mut buf) {
+            Ok((n, Some(peer), stamp)) => (n, peer, stamp),
+            Ok(_) => continue,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             // ICMP errors from earlier replies (port unreachable, ...) surface
@@ -258,6 +261,7 @@ fn serve_udp(
         let reply = if buf[..n].starts_with(MTU_MAGIC) {
             &buf[..n.min(MTU_REPLY_LEN)]
         } else {
+            super::rx_stamp::write_turnaround(&mut buf[..n], stamp);
             &buf[..n]
         };
         let _ = socket.send_to(reply, peer);

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::interleave::Session;
+use super::rx_stamp;
 use super::{Measured, Params, Target, MAX_PAYLOAD};
 use crate::error::ProbeError;
 
@@ -46,14 +47,20 @@ impl UdpSession {
         socket
             .set_read_timeout(Some(params.timeout.0))
             .map_err(|e| ProbeError::io(what(), e))?;
+        rx_stamp::enable(&socket).map_err(|e| ProbeError::io(what(), e))?;
         let nonce = nonce();
         let total = u64::from(params.warmup) + u64::from(params.count);
         let mut out = vec![0u8; params.payload];
         out[8..16].copy_from_slice(&nonce.to_le_bytes());
         // A gated responder echoes only datagrams ending in the run's nonce.
+        let mut free_end = out.len();
         if let Some(run_nonce) = params.nonce_bytes() {
             let at = out.len() - run_nonce.len();
             out[at..].copy_from_slice(&run_nonce);
+            free_end = at;
+        }
+        if free_end >= rx_stamp::TURN_END {
+            out[rx_stamp::TURN_AT..rx_stamp::TURN_AT + 8].copy_from_slice(rx_stamp::TURN_MAGIC);
         }
         Ok(UdpSession {
             socket,
@@ -79,15 +86,18 @@ impl Session for UdpSession {
 
     fn exchange(&mut self, seq: u64, m: &mut Measured) -> Option<Duration> {
         self.out[..8].copy_from_slice(&seq.to_le_bytes());
+        let sent_wall = rx_stamp::wall_ns();
         let t0 = Instant::now();
         if self.socket.send(&self.out).is_err() {
             m.errors += 1;
             return None;
         }
         for _ in 0..MAX_READS_PER_PROBE {
-            match self.socket.recv(&mut self.back) {
-                Ok(n) => {
-                    let elapsed = t0.elapsed();
+            match rx_stamp::recv(&self.socket, &mut self.back) {
+                Ok((n, stamp)) => {
+                    let elapsed = rx_stamp::round_trip(stamp, sent_wall, t0.elapsed());
+                    let held = rx_stamp::turnaround(&self.back[..n]);
+                    let elapsed = elapsed.checked_sub(held).unwrap_or(elapsed);
                     let Some(got) = parse(&self.back[..n], self.nonce) else {
                         continue; // not ours
                     };
@@ -104,7 +114,7 @@ impl Session for UdpSession {
                         }
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(e) if rx_stamp::is_timeout(e.kind()) => {
                     return None;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -9,6 +9,7 @@ pub mod junit;
 pub(crate) mod labels;
 mod overlay_tax;
 mod rounds;
+mod rtt_schedule;
 mod rtt_tables;
 mod summary;
 

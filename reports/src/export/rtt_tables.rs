@@ -13,6 +13,7 @@ use crate::markup::{escape, table_start};
 use crate::regions::{region_rtts, serial_costs, SerialBasis};
 
 pub fn write(run: &RunRecord, h: &mut String) {
+    super::rtt_schedule::write(run, h);
     loss_table(run, h);
     region_table(run, h);
 }
