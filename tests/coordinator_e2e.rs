@@ -238,17 +238,30 @@ fn a_coordinator_killed_mid_job_leaves_no_fsync_file_behind() {
     coordinator.kill().unwrap();
     coordinator.wait().unwrap();
 
+    // The agent removes the probe's files first and records the job as
+    // cancelled after, so the files being gone says nothing yet about the
+    // record: wait for the record, then every file must already be gone.
     let until = Instant::now() + Duration::from_secs(20);
-    while walk_count(&data) > 0 {
+    loop {
+        let (_, metrics) = http(&a.addr, "GET", "/metrics", Some(&a.token), b"");
+        if metrics.lines().any(|l| {
+            l.starts_with("infraqual_probe_runs_total{")
+                && l.contains("probe=\"fsync\",outcome=\"cancelled\"} 1")
+        }) {
+            break;
+        }
         assert!(
             Instant::now() < until,
-            "files left after the lease expired: {:?}",
-            std::fs::read_dir(&data).unwrap().collect::<Vec<_>>()
+            "the job was not cancelled after the lease expired: {metrics}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (_, metrics) = http(&a.addr, "GET", "/metrics", Some(&a.token), b"");
-    assert!(metrics.contains("state=\"cancelled\""), "{metrics}");
+    assert_eq!(
+        walk_count(&data),
+        0,
+        "files left behind a cancelled job: {:?}",
+        std::fs::read_dir(&data).unwrap().collect::<Vec<_>>()
+    );
     contract::assert_bundles_under(dir.path());
 }
 

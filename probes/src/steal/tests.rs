@@ -165,12 +165,14 @@ fn noisy_neighbour_in_this_machine_is_guest_wait_not_steal() {
     // Two equal busy tasks share the CPU: ~50 % each. Every other runnable
     // task on that CPU (the rest of the suite, a build) adds its share:
     // with k competitors the probe waits k/(k+1), 67 % for two, 75 % for
-    // three, as seen here while four builds ran (77 %). What this test
-    // proves is the attribution (guest wait, not steal, and the hiccup
-    // detector agreeing), not the load of the machine, so the band is one
-    // neighbour's share at the bottom and a busy machine's at the top.
+    // three, 91 to 92 % with four to six busy loops pinned beside it (the
+    // old top of 90 % failed there, attribution intact). That top
+    // is the machine's load, which the probe does not claim to know, so the
+    // test bounds the wait from below by one neighbour's share and proves
+    // the attribution: guest wait, not steal, and the hiccup detector,
+    // which measures independently, agreeing.
     assert!(
-        (30.0..=90.0).contains(&guest),
+        (30.0..100.0).contains(&guest),
         "guest wait {guest} % (expected ~50 alone, more on a busy machine)"
     );
     assert!(steal < 5.0, "steal {steal} % (expected ~0)");
