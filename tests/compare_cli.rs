@@ -28,7 +28,11 @@ fn qualify_fsync(dir: &Path, out: &Path, extra: &[&str]) -> Command {
 }
 
 fn finish(mut cmd: Command) -> PathBuf {
-    let out = cmd.output().expect("infraqual runs");
+    bundle_of(cmd.output().expect("infraqual runs"))
+}
+
+/// The bundle a finished qualify wrote, from the report path it printed.
+fn bundle_of(out: std::process::Output) -> PathBuf {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // 1 is a failed check (the slow disk may fail etcd's bound): still a run.
     assert!(
@@ -286,20 +290,24 @@ fn slow_disk_fixture_against_a_normal_disk_is_regressed_with_an_interval_excludi
     let runs = tmp.path().join("runs");
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
-    let normal = finish(qualify_fsync(
-        &disk,
-        &runs,
-        &["--save-baseline", "normal-disk"],
-    ));
-    assert!(runs.join("baselines/normal-disk/run.json").is_file());
-    assert!(runs.join("baselines/normal-disk/plan.toml").is_file());
-
     // Every fdatasync on the fixture sleeps 2 ms more than the backing disk.
+    // Both runs go at the same time: the shared disk's own latency moves by
+    // a factor between runs made one after the other (measured: p50 3.9 ms
+    // in one run on a loaded machine, 1.9 ms a minute later), and that
+    // change is not the 2 ms this test injects.
     let mount =
         iq_slowfs::SlowFsMount::start(&slowfs_binary(), tmp.path(), Duration::from_millis(2), true)
             .expect("mount iq-slowfs");
+    let normal_run = qualify_fsync(&disk, &runs, &["--save-baseline", "normal-disk"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let slow = finish(qualify_fsync(mount.path(), &runs, &[]));
+    let normal = bundle_of(normal_run.wait_with_output().unwrap());
     drop(mount);
+    assert!(runs.join("baselines/normal-disk/run.json").is_file());
+    assert!(runs.join("baselines/normal-disk/plan.toml").is_file());
 
     let mut first = None;
     for seed in ["1", "2", "3"] {
