@@ -46,10 +46,6 @@ pub fn render_bundle(dir: &Path, record: &RunRecord) -> Result<Rendered, ReportE
     for chart in charts_for(record) {
         let svg = draw::svg(&chart)?;
         artifacts.push(Artifact {
-            relative_path: format!("plots/{}.svg", chart.id),
-            bytes: svg.clone().into_bytes(),
-        });
-        artifacts.push(Artifact {
             relative_path: format!("plots/{}.png", chart.id),
             bytes: draw::png(&chart)?,
         });
@@ -57,6 +53,12 @@ pub fn render_bundle(dir: &Path, record: &RunRecord) -> Result<Rendered, ReportE
     }
     let plot_files = rendered.len() * 2;
     artifacts.extend(HtmlExporter { charts: &rendered }.export(record)?);
+    // The page has its copy of each SVG now: move the strings into their
+    // files rather than hold every SVG twice (a fleet draws a thousand).
+    artifacts.extend(rendered.into_iter().map(|rc| Artifact {
+        relative_path: format!("plots/{}.svg", rc.chart.id),
+        bytes: rc.svg.into_bytes(),
+    }));
 
     for sub in ["csv", "plots"] {
         let d = dir.join(sub);
