@@ -9,7 +9,6 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::percentiles::percentile_points;
 use super::{Chart, ChartKind, Line, Reference};
 use crate::error::ReportError;
 use crate::format;
@@ -91,17 +90,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     match &chart.kind {
         ChartKind::Percentiles {
-            histograms,
+            lines,
             references,
             rounds,
         } => {
-            let lines: Vec<Line> = histograms
-                .iter()
-                .map(|(label, h)| Line {
-                    label: label.clone(),
-                    points: percentile_points(h),
-                })
-                .collect();
             let x_max = lines
                 .iter()
                 .flat_map(|l| l.points.iter().map(|p| p.0))
@@ -118,7 +110,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
             xy_chart(
                 root,
                 &chart.title,
-                &lines,
+                lines,
                 references,
                 &marks,
                 Axis::Percentile { max: x_max },
@@ -498,6 +490,7 @@ fn xy_chart<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::charts::percentiles::percentile_points;
     use infraqual_probes::LatencyHistogram;
 
     fn chart() -> Chart {
@@ -510,7 +503,10 @@ mod tests {
             title: "fsync: fdatasync latency by percentile".into(),
             probe: "fsync".into(),
             kind: ChartKind::Percentiles {
-                histograms: vec![("local".into(), h)],
+                lines: vec![Line {
+                    label: "local".into(),
+                    points: percentile_points(&h),
+                }],
                 references: vec![Reference {
                     value: 10_000_000.0,
                     label: "p99 fail".into(),

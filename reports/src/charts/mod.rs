@@ -15,7 +15,7 @@ pub mod timeline;
 use std::collections::BTreeMap;
 
 use infraqual_probes::probe::ReportPart;
-use infraqual_probes::{LatencyHistogram, ProbeName, ProbeResult, Profile};
+use infraqual_probes::{ProbeName, ProbeResult, Profile};
 
 use crate::bundle::RunRecord;
 
@@ -38,9 +38,10 @@ pub struct Line {
 #[derive(Clone, Debug)]
 pub enum ChartKind {
     /// HdrHistogram-style percentile distribution: log-scaled percentile
-    /// axis, one line per histogram (per node, per path, ...).
+    /// axis, one line per histogram (per node, per path, ...), its points
+    /// from [`percentiles::percentile_points`].
     Percentiles {
-        histograms: Vec<(String, LatencyHistogram)>,
+        lines: Vec<Line>,
         references: Vec<Reference>,
         /// Each round's p50 and p99 beside the merged lines (results with rounds).
         rounds: Vec<rounds::RoundMarks>,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use infraqual_probes::{LatencyHistogram, ProbeResult, Profile};
 
 use super::rounds::RoundMarks;
-use super::{slug, thresholds_for, Chart, ChartKind};
+use super::{slug, thresholds_for, Chart, ChartKind, Line};
 use crate::export::labels::metric as metric_words;
 
 pub fn charts(
@@ -18,7 +18,7 @@ pub fn charts(
     keep_metric: &dyn Fn(&str) -> bool,
 ) -> Vec<Chart> {
     let multi_node = results.len() > 1;
-    let mut groups: BTreeMap<&str, Vec<(String, LatencyHistogram)>> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Vec<Line>> = BTreeMap::new();
     let mut marks: BTreeMap<&str, Vec<RoundMarks>> = BTreeMap::new();
     for r in results {
         for (name, summary) in &r.metrics {
@@ -38,17 +38,23 @@ pub fn charts(
             if let Some(m) = RoundMarks::of(r, name, lines.len(), &label) {
                 marks.entry(group).or_default().push(m);
             }
-            lines.push((label, hist));
+            // Only the points are kept: a decoded histogram of the
+            // project's bounds is a quarter megabyte, and a fleet's rtt run
+            // has thousands of metrics.
+            lines.push(Line {
+                label,
+                points: percentile_points(&hist),
+            });
         }
     }
     groups
         .into_iter()
-        .map(|(group, histograms)| Chart {
+        .map(|(group, lines)| Chart {
             id: slug(&format!("{probe}-{group}")),
             title: format!("{probe}: {group} latency by percentile"),
             probe: probe.to_string(),
             kind: ChartKind::Percentiles {
-                histograms,
+                lines,
                 references: thresholds_for(profile, probe, group, "ns"),
                 rounds: marks.remove(group).unwrap_or_default(),
             },

@@ -104,7 +104,10 @@ mod drawn {
             title: "fsync: fdatasync latency by percentile".into(),
             probe: "fsync".into(),
             kind: ChartKind::Percentiles {
-                histograms: vec![("local".into(), h)],
+                lines: vec![crate::charts::Line {
+                    label: "local".into(),
+                    points: crate::charts::percentiles::percentile_points(&h),
+                }],
                 references: Vec::new(),
                 rounds: vec![RoundMarks {
                     line: 0,

@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use infraqual_probes::rtt::key::RttMetricKey;
 use infraqual_probes::rtt::Kind;
-use infraqual_probes::ProbeResult;
+use infraqual_probes::{LatencyHistogram, MetricSummary, ProbeResult};
 
 use super::{cdf, slug, Chart, ChartKind};
 
 pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
     let mut charts = Vec::new();
-    // pair -> path -> histogram (UDP)
-    let mut pairs: BTreeMap<(String, String), Vec<(String, infraqual_probes::LatencyHistogram)>> =
-        BTreeMap::new();
+    // pair -> (path, summary) (UDP); decoded one pair at a time below, since
+    // a decoded histogram is a quarter megabyte and a fleet has thousands.
+    let mut pairs: BTreeMap<(String, String), Vec<(String, &MetricSummary)>> = BTreeMap::new();
     let mut cells: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
     let mut nodes = BTreeSet::new();
     let mut paths = BTreeSet::new();
@@ -33,14 +33,18 @@ pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
             nodes.insert(dst.clone());
             paths.insert(path.clone());
             cells.insert((path.clone(), src.clone(), dst.clone()), (m.p50, m.p99));
-            if let Ok(h) = m.histogram() {
-                pairs.entry((src, dst)).or_default().push((path, h));
-            }
+            pairs.entry((src, dst)).or_default().push((path, m));
         }
     }
-    for ((src, dst), hists) in &pairs {
-        let lines: Vec<(&str, &infraqual_probes::LatencyHistogram)> =
-            hists.iter().map(|(p, h)| (p.as_str(), h)).collect();
+    for ((src, dst), summaries) in &pairs {
+        let hists: Vec<(&str, LatencyHistogram)> = summaries
+            .iter()
+            .filter_map(|(p, m)| Some((p.as_str(), m.histogram().ok()?)))
+            .collect();
+        if hists.is_empty() {
+            continue;
+        }
+        let lines: Vec<(&str, &LatencyHistogram)> = hists.iter().map(|(p, h)| (*p, h)).collect();
         charts.push(cdf::chart(
             &format!("rtt-cdf-{src}-{dst}"),
             &format!("UDP round trip {src} -> {dst}: CDF per path"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use infraqual_probes::rtt::key::RttMetricKey;
 use infraqual_probes::rtt::Kind;
-use infraqual_probes::LatencyHistogram;
+use infraqual_probes::{LatencyHistogram, MetricSummary};
 
 use super::EtcdInputError;
 use crate::bundle::RunRecord;
@@ -65,15 +65,18 @@ impl ModelInputs {
         if sync.is_empty() {
             return Err(EtcdInputError::NoFsync);
         }
-        let keys = rtt_histograms(run);
+        let keys = rtt_metrics(run);
         let Some(basis) = choose_basis(&keys) else {
             return Err(EtcdInputError::NoRtt);
         };
         let mut rtt: BTreeMap<(String, String), LatencyHistogram> = BTreeMap::new();
-        for (key, hist) in keys {
+        for (key, summary) in keys {
             if key.path != basis.path || key.kind != basis.kind || key.source == key.target {
                 continue;
             }
+            let Ok(hist) = summary.histogram() else {
+                continue;
+            };
             let entry = rtt.entry(pair(&key.source, &key.target)).or_default();
             // A histogram of another precision is left out rather than
             // failing the prediction.
@@ -136,7 +139,10 @@ fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
         .collect()
 }
 
-fn rtt_histograms(run: &RunRecord) -> Vec<(RttMetricKey, LatencyHistogram)> {
+/// The rtt metrics with a readable, non-empty histogram. Each is decoded
+/// here only to check it and dropped again: a fleet has thousands, a quarter
+/// megabyte each when decoded.
+fn rtt_metrics(run: &RunRecord) -> Vec<(RttMetricKey, &MetricSummary)> {
     let mut out = Vec::new();
     for (_, r) in run
         .results()
@@ -147,7 +153,7 @@ fn rtt_histograms(run: &RunRecord) -> Vec<(RttMetricKey, LatencyHistogram)> {
                 continue;
             };
             if !hist.is_empty() {
-                out.push((key, hist));
+                out.push((key, summary));
             }
         }
     }
@@ -158,7 +164,7 @@ fn rtt_histograms(run: &RunRecord) -> Vec<(RttMetricKey, LatencyHistogram)> {
 /// request/response first, UDP ping-pong else (a connect is paid once per
 /// connection, never per commit); the native path first, since members talk
 /// over the nodes' own addresses.
-fn choose_basis(keys: &[(RttMetricKey, LatencyHistogram)]) -> Option<RttBasis> {
+fn choose_basis(keys: &[(RttMetricKey, &MetricSummary)]) -> Option<RttBasis> {
     let kind_rank = |k: Kind| match k {
         Kind::TcpRr => Some(0),
         Kind::Udp => Some(1),
