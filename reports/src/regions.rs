@@ -43,12 +43,16 @@ pub struct RegionRtt {
 /// measured between the two regions. A mean of per-node medians is the
 /// median of nothing and counts a node with a hundred samples as much as
 /// one with ten thousand.
-pub fn region_rtts(run: &RunRecord) -> Vec<RegionRtt> {
-    let region_of: BTreeMap<&str, &str> = run
-        .nodes
+/// Each labelled node's region.
+pub fn region_of(run: &RunRecord) -> BTreeMap<&str, &str> {
+    run.nodes
         .iter()
         .filter_map(|n| Some((n.name.as_str(), n.labels.get(REGION_LABEL)?.as_str())))
-        .collect();
+        .collect()
+}
+
+pub fn region_rtts(run: &RunRecord) -> Vec<RegionRtt> {
+    let region_of = region_of(run);
     let mut merged: BTreeMap<(String, String, String, Kind), LatencyHistogram> = BTreeMap::new();
     for (_, r) in run
         .results()

@@ -1,11 +1,30 @@
 //! Drawing a heatmap (ChartKind::Heatmap): cells in pixel coordinates on the
 //! drawing area, coloured from pale (lowest) to dark red (highest, log
-//! scale), each labelled with its latency.
+//! scale), each labelled with its latency where the cell has room for it.
+//! A fleet's axes name every k-th node so that at most [`MAX_LABELS`]
+//! names stand on an axis and none overlap.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::format;
+
+/// Names per axis at most; beyond that every k-th node is named.
+pub(super) const MAX_LABELS: usize = 25;
+/// Below this cell width or height a latency written in the cell would
+/// overlap its neighbours, so the colour alone tells it.
+const MIN_TEXT_CELL: (i32, i32) = (70, 18);
+
+/// Pixels a label of the 14 px font needs: along a row per character, and
+/// between two rows' labels.
+const LABEL_PX: (i32, i32) = (8, 16);
+
+/// Every k-th of `n` names is drawn: no more than [`MAX_LABELS`], and no
+/// closer than `needed_px` apart on cells `cell_px` wide.
+fn label_step(n: usize, cell_px: i32, needed_px: i32) -> usize {
+    let by_room = (needed_px.max(1) as usize).div_ceil(cell_px.max(1) as usize);
+    n.div_ceil(MAX_LABELS).max(by_room).max(1)
+}
 
 pub(super) fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -44,7 +63,14 @@ pub(super) fn draw<DB: DrawingBackend>(
         RGBColor(mix(255.0, 165.0), mix(237.0, 15.0), mix(160.0, 21.0))
     };
     let label = ("sans-serif", 14).into_font();
-    for (j, name) in cols.iter().enumerate() {
+    let cell_text = cell_w >= MIN_TEXT_CELL.0 && cell_h >= MIN_TEXT_CELL.1;
+    // A 2 px gap frames a cell that has room; a fleet's cells touch, or
+    // the gaps would be most of the picture.
+    let gap = (i32::from(cell_w >= 10) * 2, i32::from(cell_h >= 10) * 2);
+    let widest = cols.iter().map(|c| c.chars().count()).max().unwrap_or(0) as i32 + 4;
+    let row_step = label_step(rows.len(), cell_h, LABEL_PX.1);
+    let col_step = label_step(cols.len(), cell_w, widest * LABEL_PX.0);
+    for (j, name) in cols.iter().enumerate().step_by(col_step) {
         let x = left + j as i32 * cell_w + 4;
         area.draw(&Text::new(
             format!("to {name}"),
@@ -54,9 +80,11 @@ pub(super) fn draw<DB: DrawingBackend>(
         .map_err(|e| err(&e))?;
     }
     for (i, name) in rows.iter().enumerate() {
-        let y = top + i as i32 * cell_h + cell_h / 2 - 7;
-        area.draw(&Text::new(format!("from {name}"), (4, y), label.clone()))
-            .map_err(|e| err(&e))?;
+        if i % row_step == 0 {
+            let y = top + i as i32 * cell_h + cell_h / 2 - 7;
+            area.draw(&Text::new(format!("from {name}"), (4, y), label.clone()))
+                .map_err(|e| err(&e))?;
+        }
         for j in 0..cols.len() {
             let (x0, y0) = (left + j as i32 * cell_w, top + i as i32 * cell_h);
             let cell = values.get(i).and_then(|r| r.get(j)).copied().flatten();
@@ -65,10 +93,13 @@ pub(super) fn draw<DB: DrawingBackend>(
                 None => RGBColor(240, 240, 240),
             };
             area.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell_w - 2, y0 + cell_h - 2)],
+                [(x0, y0), (x0 + cell_w - gap.0, y0 + cell_h - gap.1)],
                 fill.filled(),
             ))
             .map_err(|e| err(&e))?;
+            if !cell_text {
+                continue;
+            }
             let text = cell.map_or_else(|| "-".to_string(), format::duration_ns);
             area.draw(&Text::new(
                 text,

@@ -101,20 +101,20 @@ pub fn charts_for(run: &RunRecord) -> Vec<Chart> {
         ));
         charts.extend(timeline::charts(probe.as_str(), results, &run.profile));
         for part in parts {
-            charts.extend(part_charts(*part, results));
+            charts.extend(part_charts(*part, results, run));
         }
     }
     charts
 }
 
 /// The charts of one report part (tables are drawn by the HTML export).
-fn part_charts(part: ReportPart, results: &[&ProbeResult]) -> Vec<Chart> {
+fn part_charts(part: ReportPart, results: &[&ProbeResult], run: &RunRecord) -> Vec<Chart> {
     match part {
         ReportPart::ServicesFirstPacket => services_first_packet::charts(results),
         ReportPart::ServicesProgramming => {
             services_programming::chart(results).into_iter().collect()
         }
-        ReportPart::RttHeatmaps => rtt::charts(results),
+        ReportPart::RttHeatmaps => rtt::charts(results, &crate::regions::region_of(run)),
         ReportPart::RttTables => Vec::new(),
         ReportPart::ThroughputUdpLoss => throughput_loss::chart(results).into_iter().collect(),
     }

@@ -10,7 +10,9 @@ use infraqual_probes::{LatencyHistogram, MetricSummary, ProbeResult};
 
 use super::{cdf, slug, Chart, ChartKind};
 
-pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
+/// `region_of` orders the heatmaps' nodes by region, then name, so a
+/// fleet's regions are blocks on the diagonal.
+pub fn charts(results: &[&ProbeResult], region_of: &BTreeMap<&str, &str>) -> Vec<Chart> {
     let mut charts = Vec::new();
     // pair -> (path, summary) (UDP); decoded one pair at a time below, since
     // a decoded histogram is a quarter megabyte and a fleet has thousands.
@@ -52,7 +54,14 @@ pub fn charts(results: &[&ProbeResult]) -> Vec<Chart> {
             &lines,
         ));
     }
-    let nodes: Vec<String> = nodes.into_iter().collect();
+    let mut nodes: Vec<String> = nodes.into_iter().collect();
+    // Unlabelled nodes after the labelled ones; BTreeSet gave name order.
+    nodes.sort_by_key(|n| {
+        (
+            region_of.get(n.as_str()).is_none(),
+            region_of.get(n.as_str()).copied(),
+        )
+    });
     if nodes.len() < 2 {
         return charts;
     }
@@ -103,7 +112,7 @@ mod tests {
         a.metric("a->b/overlay/tcp_rr", &h, "ns").unwrap();
         let mut b = ProbeResult::new(infraqual_probes::rtt::NAME, "b");
         b.metric("b->a/overlay/udp", &h, "ns").unwrap();
-        let charts = charts(&[&a, &b]);
+        let charts = charts(&[&a, &b], &BTreeMap::new());
         let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -126,5 +135,52 @@ mod tests {
         for c in &charts {
             super::super::draw::svg(c).unwrap();
         }
+    }
+
+    #[test]
+    fn heatmap_nodes_are_grouped_by_region_then_name_and_a_fleet_draws() {
+        let mut h = LatencyHistogram::new();
+        h.record(1_000_000);
+        // 120 nodes in two regions whose names interleave alphabetically.
+        let names: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
+        let region_of: BTreeMap<&str, &str> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), if i % 2 == 0 { "oslo" } else { "frankfurt" }))
+            .collect();
+        let mut results = Vec::new();
+        for (i, src) in names.iter().enumerate() {
+            let mut r = ProbeResult::new(infraqual_probes::rtt::NAME, src);
+            for k in 1..=5 {
+                let dst = &names[(i + k * 7) % names.len()];
+                r.metric(&format!("{src}->{dst}/native/udp"), &h, "ns")
+                    .unwrap();
+            }
+            results.push(r);
+        }
+        let refs: Vec<&ProbeResult> = results.iter().collect();
+        let charts = charts(&refs, &region_of);
+        let heatmap = charts
+            .iter()
+            .find(|c| c.id == "rtt-heatmap-native-p50")
+            .unwrap();
+        let ChartKind::Heatmap { rows, cols, .. } = &heatmap.kind else {
+            panic!()
+        };
+        assert_eq!(rows, cols);
+        let regions: Vec<&str> = rows.iter().map(|n| region_of[n.as_str()]).collect();
+        assert!(
+            regions[..60].iter().all(|r| *r == "frankfurt"),
+            "{regions:?}"
+        );
+        assert!(regions[60..].iter().all(|r| *r == "oslo"), "{regions:?}");
+        assert_eq!(rows[0], "n001");
+        assert_eq!(rows[60], "n000");
+        let svg = super::super::draw::svg(heatmap).unwrap();
+        let labels = svg.matches("from n").count();
+        assert!(
+            (1..=super::super::heatmap::MAX_LABELS).contains(&labels),
+            "{labels} row labels for 120 rows"
+        );
     }
 }
