@@ -57,17 +57,7 @@ pub(crate) fn measure(
             continue;
         }
         let timed = seq >= warmup;
-        for j in 0..n {
-            let i = if seq % 2 == 0 { j } else { n - 1 - j };
-            let (Some(session), m) = (live[i].as_mut(), &mut measured[i]) else {
-                continue;
-            };
-            if let Some(why) = session.given_up(m) {
-                m.stopped_early = Some(why);
-                live[i] = None;
-                continue;
-            }
-            let answered = session.exchange(seq, m);
+        exchange_round(&mut live, &mut measured, seq, seq, |i, m, answered| {
             if timed {
                 m.sent += 1;
                 if let Some(rtt) = answered {
@@ -77,7 +67,7 @@ pub(crate) fn measure(
                     block[i].push(ns);
                 }
             }
-        }
+        });
         if timed && (seq - warmup + 1) % BLOCK_ROUNDS == 0 {
             close_blocks(&mut block, &mut measured);
         }
@@ -86,6 +76,33 @@ pub(crate) fn measure(
         close_blocks(&mut block, &mut measured);
     }
     measured
+}
+
+/// One exchange (sequence number `seq`) with every target still going,
+/// the order reversed every other round so that no target always goes
+/// first; `answered(i, m, rtt)` sees each exchange's outcome. A session
+/// that has given up is ended with its reason instead.
+pub(crate) fn exchange_round(
+    live: &mut Live,
+    measured: &mut [Measured],
+    round: u64,
+    seq: u64,
+    mut answered: impl FnMut(usize, &mut Measured, Option<Duration>),
+) {
+    let n = live.len();
+    for j in 0..n {
+        let i = if round % 2 == 0 { j } else { n - 1 - j };
+        let (Some(session), m) = (live[i].as_mut(), &mut measured[i]) else {
+            continue;
+        };
+        if let Some(why) = session.given_up(m) {
+            m.stopped_early = Some(why);
+            live[i] = None;
+            continue;
+        }
+        let rtt = session.exchange(seq, m);
+        answered(i, m, rtt);
+    }
 }
 
 /// The live sessions, and a measurement per target (marked with the reason

@@ -192,17 +192,7 @@ fn lane(
             continue;
         }
         let seq = warmup + timed;
-        for j in 0..n {
-            let i = if round % 2 == 0 { j } else { n - 1 - j };
-            let (Some(session), m) = (live[i].as_mut(), &mut measured[i]) else {
-                continue;
-            };
-            if let Some(why) = session.given_up(m) {
-                m.stopped_early = Some(why);
-                live[i] = None;
-                continue;
-            }
-            let answered = session.exchange(seq, m);
+        interleave::exchange_round(&mut live, &mut measured, round, seq, |i, m, answered| {
             m.sent += 1;
             if let Some(rtt) = answered {
                 let ns = rtt.as_nanos() as u64;
@@ -212,7 +202,7 @@ fn lane(
                     block.push(ns);
                 }
             }
-        }
+        });
         timed += lanes;
         round += 1;
     }
