@@ -373,3 +373,39 @@ fn the_soak_routes_keep_the_agents_gates() {
     let (code, _) = http(&a.addr, "GET", "/v1/soaks/soak-9", Some(&a.token), b"");
     assert_eq!(code, 404);
 }
+
+#[test]
+fn a_soak_whose_logs_would_not_fit_in_out_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A week at 31 s intervals of a 400-node full mesh: each node's log
+    // holds 399 peers' rtt histograms per interval, terabytes in all. The
+    // agents are never contacted.
+    let names: Vec<String> = (0..400).map(|i| format!("n{i}")).collect();
+    let agents: Vec<PlanAgent> = names
+        .iter()
+        .map(|name| PlanAgent {
+            name,
+            url: "http://127.0.0.1:9".into(),
+            token: "t".repeat(32),
+        })
+        .collect();
+    let plan = write_plan(
+        d,
+        &agents,
+        "[soak]\nfor = \"7d\"\nevery = \"31s\"\npaths = [\"native\"]\n",
+        "",
+    );
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "labels = {",
+        "addresses = { native = \"127.0.0.1\" }\nlabels = {",
+    );
+    std::fs::write(&plan, text).unwrap();
+    let r = run_in(&["run", plan.to_str().unwrap()], Some(d));
+    assert_one_line_error(&r, "this soak's bundle needs about");
+    assert!(r.stderr.contains("TB"), "{}", r.stderr);
+    assert!(
+        std::fs::read_dir(d.join("runs")).map_or(true, |mut e| e.next().is_none()),
+        "no bundle was made"
+    );
+}

@@ -13,6 +13,7 @@ pub mod plan;
 mod rounds;
 mod schedule;
 mod soak;
+mod soak_budget;
 mod soak_follow;
 mod soak_plan;
 mod soak_resume;

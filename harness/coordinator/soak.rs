@@ -46,7 +46,7 @@ impl Orchestra {
     pub(super) async fn soak_phase(&self, soak: &SoakPlan, bundle_dir: &Path) {
         let agents = self.alive();
         let bar = self.bar("soak", agents.len());
-        let ledger = match Ledger::open_or_begin(bundle_dir) {
+        let ledger = match Ledger::open(bundle_dir) {
             Ok(ledger) => Arc::new(ledger),
             Err(e) => {
                 for client in &agents {

@@ -74,10 +74,16 @@ pub fn open_bundle(out: &Path, plan: &Plan) -> Result<(BundleWriter, SoakLock)> 
         );
         return Ok((bundle, lock));
     }
+    if let Some(soak) = &plan.soak {
+        super::soak_budget::check(out, plan, soak)?;
+    }
     let bundle = BundleWriter::create(out, &plan.text, plan.as_json(), plan.profile.clone())
         .with_context(|| format!("--out {}", out.display()))?;
     let lock = SoakLock::take(bundle.dir())?
         .with_context(|| format!("{}: locked by another process", bundle.dir().display()))?;
+    // From here on the bundle is a soak the next run can continue, also
+    // if this one dies before its agents start soaking.
+    Ledger::create(bundle.dir())?;
     Ok((bundle, lock))
 }
 
@@ -113,46 +119,49 @@ pub struct Session {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct LedgerData {
-    /// When the soak began, seconds since the epoch (coordinator's clock).
+    /// When the soak's run began, seconds since the epoch (coordinator's
+    /// clock).
     began: f64,
+    /// Coordinators that have soaked into the bundle.
+    #[serde(default)]
+    coordinators: u32,
     #[serde(default)]
     sessions: BTreeMap<String, Session>,
 }
 
-/// `soak.json`: rewritten atomically when a node's agent soak begins or
+/// `soak.json`: written with the bundle, rewritten atomically when a
+/// coordinator takes the soak up and when a node's agent soak begins or
 /// ends.
 pub struct Ledger {
     path: PathBuf,
     data: Mutex<LedgerData>,
-    /// It was there already: this coordinator continues a soak.
+    /// Another coordinator soaked into the bundle before this one.
     pub continued: bool,
 }
 
 impl Ledger {
-    pub fn open_or_begin(bundle_dir: &Path) -> Result<Ledger> {
+    /// A new soak's ledger: it begins now.
+    pub fn create(bundle_dir: &Path) -> Result<()> {
+        let data = LedgerData {
+            began: epoch_seconds(SystemTime::now()),
+            ..Default::default()
+        };
+        write(&bundle_dir.join(LEDGER), &data)
+    }
+
+    /// The bundle's ledger, counting this coordinator in.
+    pub fn open(bundle_dir: &Path) -> Result<Ledger> {
         let path = bundle_dir.join(LEDGER);
-        let (data, continued) = match std::fs::read(&path) {
-            Ok(bytes) => (
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", path.display()))?,
-                true,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-                LedgerData {
-                    began: epoch_seconds(SystemTime::now()),
-                    sessions: BTreeMap::new(),
-                },
-                false,
-            ),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let ledger = Ledger {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut data: LedgerData = serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        data.coordinators += 1;
+        write(&path, &data)?;
+        Ok(Ledger {
             path,
+            continued: data.coordinators > 1,
             data: Mutex::new(data),
-            continued,
-        };
-        ledger.save(&ledger.lock())?;
-        Ok(ledger)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LedgerData> {
@@ -184,8 +193,12 @@ impl Ledger {
     }
 
     fn save(&self, data: &LedgerData) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(data).context("encoding the soak ledger")?;
-        infraqual_reports::atomic::write(&self.path, &bytes)
-            .with_context(|| format!("writing {}", self.path.display()))
+        write(&self.path, data)
     }
+}
+
+fn write(path: &Path, data: &LedgerData) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(data).context("encoding the soak ledger")?;
+    infraqual_reports::atomic::write(path, &bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
