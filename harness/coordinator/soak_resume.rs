@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use infraqual_reports::bundle::{self, BundleWriter};
+use infraqual_reports::bundle::BundleWriter;
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
@@ -96,10 +96,24 @@ fn unfinished_soaks(out: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|dir| dir.join(LEDGER).is_file())
-        .filter(|dir| bundle::load(dir).is_ok_and(|r| r.finished_at.is_none()))
+        .filter(|dir| unfinished(dir))
         .collect();
     dirs.sort();
     dirs
+}
+
+/// run.json without its `finished_at`; read for that key alone, as a
+/// day's soak of a large fleet makes it hundreds of MB.
+fn unfinished(dir: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Finished {
+        #[serde(default)]
+        finished_at: Option<String>,
+    }
+    File::open(dir.join("run.json"))
+        .ok()
+        .and_then(|f| serde_json::from_reader::<_, Finished>(std::io::BufReader::new(f)).ok())
+        .is_some_and(|r| r.finished_at.is_none())
 }
 
 fn last_written(dir: &Path) -> String {
