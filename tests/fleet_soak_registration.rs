@@ -11,25 +11,19 @@
 mod agents;
 mod common;
 mod contract;
+mod fleet_soaks;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agents::{http, node, run_json, write_plan, Agent, PlanAgent};
+use agents::{http, node, run_json, Agent};
 use common::only_bundle;
+use fleet_soaks::{loopback_plan, plan_agent, rtt_points};
 use infraqual::soak::hlog;
 
 /// Two intervals of 4 s.
 const REGISTRATION_LIFE: Duration = Duration::from_secs(8);
-
-fn plan_agent<'a>(name: &'a str, a: &Agent) -> PlanAgent<'a> {
-    PlanAgent {
-        name,
-        url: a.url(),
-        token: a.token.clone(),
-    }
-}
 
 fn echo_addr(a: &Agent) -> SocketAddr {
     let (_, health) = http(&a.addr, "GET", "/v1/health", Some(&a.token), b"");
@@ -90,17 +84,12 @@ fn renewed_registrations_keep_the_rtt_slices_answered_and_lapse_after_the_coordi
     let d = dir.path();
     let a = Agent::start(d, "alpha", &["--echo-port", "0"]);
     let b = Agent::start(d, "beta", &["--echo-port", "0"]);
-    let plan = write_plan(
+    let plan = loopback_plan(
         d,
         &[plan_agent("alpha", &a), plan_agent("beta", &b)],
         "[soak]\nfor = \"28s\"\nevery = \"4s\"\npaths = [\"native\"]\n",
         "lease = \"3s\"",
     );
-    let text = std::fs::read_to_string(&plan).unwrap().replace(
-        "labels = {",
-        "addresses = { native = \"127.0.0.1\" }\nlabels = {",
-    );
-    std::fs::write(&plan, text).unwrap();
     let beta_echo = echo_addr(&b);
     let mut coordinator = Command::new(env!("CARGO_BIN_EXE_infraqual"))
         .args(["run", plan.to_str().unwrap()])
@@ -143,16 +132,8 @@ fn renewed_registrations_keep_the_rtt_slices_answered_and_lapse_after_the_coordi
             log.end() > REGISTRATION_LIFE.as_secs_f64() * 2.0,
             "{name}: the soak outlived the first registrations"
         );
-        let rtt = node(&run, name)["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["probe"] == "rtt")
-            .unwrap_or_else(|| panic!("{name} measured rtt"))
-            .clone();
-        let series = format!("interval_p99_ns/{name}->{other}/native/udp");
-        let points = rtt["series"][&series].as_array().unwrap();
-        assert_eq!(points.len(), log.intervals.len(), "{series}: {rtt}");
+        let points = rtt_points(node(&run, name), name, other);
+        assert_eq!(points.len(), log.intervals.len(), "{name}: {points:?}");
         assert!(
             points.iter().all(|p| p[1].as_f64().unwrap() > 0.0),
             "{name}: every interval's slice got answers, after each renewal too: {points:?}"

@@ -11,32 +11,26 @@
 mod agents;
 mod common;
 mod contract;
+mod fleet_soaks;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agents::{http, node, run_json, write_plan, Agent, PlanAgent};
+use agents::{http, node, run_json, Agent, PlanAgent};
 use common::{assert_one_line_error, only_bundle, run_in};
+use fleet_soaks::{loopback_plan, plan_agent, rtt_points, soak_result};
 use infraqual::soak::hlog;
 
 const FOR_SECONDS: f64 = 40.0;
 const EVERY_SECONDS: f64 = 4.0;
 
-fn plan_agent<'a>(name: &'a str, a: &Agent) -> PlanAgent<'a> {
-    PlanAgent {
-        name,
-        url: a.url(),
-        token: a.token.clone(),
-    }
-}
-
 /// The soak plan in `dir` for both agents on loopback's native path.
 fn soak_plan(dir: &Path, agents: &[(&str, &Agent)], disk: &Path, for_: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let listed: Vec<PlanAgent> = agents.iter().map(|(n, a)| plan_agent(n, a)).collect();
-    let plan = write_plan(
+    loopback_plan(
         dir,
         &listed,
         &format!(
@@ -44,13 +38,7 @@ fn soak_plan(dir: &Path, agents: &[(&str, &Agent)], disk: &Path, for_: &str) -> 
             disk.display()
         ),
         "lease = \"3s\"",
-    );
-    let text = std::fs::read_to_string(&plan).unwrap().replace(
-        "labels = {",
-        "addresses = { native = \"127.0.0.1\" }\nlabels = {",
-    );
-    std::fs::write(&plan, text).unwrap();
-    plan
+    )
 }
 
 /// `infraqual run PLAN --out OUT`, its stderr into `stderr`.
@@ -258,12 +246,7 @@ fn a_killed_coordinators_soak_continues_in_the_same_bundle() {
         );
 
         let n = node(&run, name);
-        let steal = n["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["probe"] == "steal")
-            .unwrap_or_else(|| panic!("{name}: a steal result: {n}"));
+        let steal = soak_result(n, "steal");
         assert_eq!(steal["facts"]["soak_intervals"], log.intervals.len() as u64);
         assert_eq!(
             steal["series"]["interval_pct/steal"]
@@ -283,17 +266,10 @@ fn a_killed_coordinators_soak_continues_in_the_same_bundle() {
             "{steal}"
         );
         let other = if *name == "alpha" { "beta" } else { "alpha" };
-        let rtt = n["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["probe"] == "rtt")
-            .unwrap_or_else(|| panic!("{name}: an rtt result: {n}"));
-        let series = format!("interval_p99_ns/{name}->{other}/native/udp");
         assert_eq!(
-            rtt["series"][&series].as_array().map(Vec::len),
-            Some(log.intervals.len()),
-            "{name}: rtt in every interval of every coordinator: {series}"
+            rtt_points(n, name, other).len(),
+            log.intervals.len(),
+            "{name}: rtt in every interval of every coordinator"
         );
     }
     let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();

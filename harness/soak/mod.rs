@@ -99,14 +99,7 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(total: Duration, every: Duration) -> Result<Self> {
-        if !(MIN_EVERY..=MAX_EVERY).contains(&every) {
-            bail!(
-                "--every {}: outside {} ..= {}",
-                HumanDuration(every),
-                HumanDuration(MIN_EVERY),
-                HumanDuration(MAX_EVERY)
-            );
-        }
+        check_every(every)?;
         if total > MAX_FOR || total < 2 * MIN_EVERY {
             bail!(
                 "--for {}: outside {} ..= {}",
@@ -138,14 +131,7 @@ impl Schedule {
     /// intervals, as few as one (the soak's own length was checked when it
     /// began).
     pub fn continuing(total: Duration, every: Duration) -> Result<Self> {
-        if !(MIN_EVERY..=MAX_EVERY).contains(&every) {
-            bail!(
-                "--every {}: outside {} ..= {}",
-                HumanDuration(every),
-                HumanDuration(MIN_EVERY),
-                HumanDuration(MAX_EVERY)
-            );
-        }
+        check_every(every)?;
         if total < every || total > MAX_FOR {
             bail!(
                 "a continued soak's --for {}: outside one interval ({}) ..= {}",
@@ -167,6 +153,18 @@ impl Schedule {
             slice,
         }
     }
+}
+
+fn check_every(every: Duration) -> Result<()> {
+    if !(MIN_EVERY..=MAX_EVERY).contains(&every) {
+        bail!(
+            "--every {}: outside {} ..= {}",
+            HumanDuration(every),
+            HumanDuration(MIN_EVERY),
+            HumanDuration(MAX_EVERY)
+        );
+    }
+    Ok(())
 }
 
 /// What a soak of `total` that began `elapsed` ago still owes, in whole
