@@ -114,6 +114,21 @@ pub struct SoakRequest {
     /// The run's echo nonce the peers' responders answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_nonce: Option<String>,
+    /// Continues an interval log a previous soak of this agent began (a
+    /// restarted coordinator's): no header, intervals stamped on that log's
+    /// time axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<LogContinuation>,
+}
+
+/// Where a continued interval log stands: its StartTime (seconds since the
+/// epoch, the agent's clock when it began) and its end (seconds since then),
+/// before which no new interval may start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogContinuation {
+    pub start_time: f64,
+    pub not_before: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! top of the probes and reports crates.
 //!
 //! Unsafe code is denied except in the files that allow it at their top
-//! (signal handlers, lab processes, the delay line's TUN device), every
+//! (signal handlers, lab processes, the delay line's TUN device, a soak
+//! bundle's flock and free-space check), every
 //! block with its SAFETY argument.
 
 #![deny(unsafe_code)]

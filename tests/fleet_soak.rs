@@ -7,6 +7,7 @@
 mod agents;
 mod common;
 mod contract;
+mod fleet_soaks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,15 +15,8 @@ use std::time::{Duration, Instant};
 
 use agents::{http, node, run_json, write_plan, Agent, PlanAgent};
 use common::{assert_one_line_error, only_bundle, run_in};
+use fleet_soaks::{loopback_plan, plan_agent, rtt_points, soak_result};
 use infraqual::soak::hlog;
-
-fn plan_agent<'a>(name: &'a str, a: &Agent) -> PlanAgent<'a> {
-    PlanAgent {
-        name,
-        url: a.url(),
-        token: a.token.clone(),
-    }
-}
 
 /// An agent allowed to write in `disk`, with an echo responder.
 fn agent_with_disk(dir: &Path, name: &str, disk: &Path) -> Agent {
@@ -57,7 +51,7 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
     std::fs::create_dir(&disk).unwrap();
     let a = agent_with_disk(d, "alpha", &disk);
     let b = agent_with_disk(d, "beta", &disk);
-    let plan = write_plan(
+    let plan = loopback_plan(
         d,
         &[plan_agent("alpha", &a), plan_agent("beta", &b)],
         &format!(
@@ -66,12 +60,6 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
         ),
         "",
     );
-    // Both agents are on loopback's native path.
-    let text = std::fs::read_to_string(&plan).unwrap().replace(
-        "labels = {",
-        "addresses = { native = \"127.0.0.1\" }\nlabels = {",
-    );
-    std::fs::write(&plan, text).unwrap();
     let coordinator = Command::new(env!("CARGO_BIN_EXE_infraqual"))
         .args(["run", plan.to_str().unwrap()])
         .current_dir(d)
@@ -114,12 +102,7 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
             log.intervals.len()
         );
         let n = node(&run, name);
-        let steal = n["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["probe"] == "steal")
-            .unwrap_or_else(|| panic!("{name} has a steal result: {n}"));
+        let steal = soak_result(n, "steal");
         assert_eq!(steal["facts"]["soak_intervals"], log.intervals.len() as u64);
         assert_eq!(
             steal["series"]["interval_pct/steal"]
@@ -146,18 +129,7 @@ fn two_agents_soak_into_one_bundle_with_a_log_per_node() {
             "{name} soaked the disk: {n}"
         );
         let other = if name == "alpha" { "beta" } else { "alpha" };
-        let rtt = n["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["probe"] == "rtt")
-            .unwrap_or_else(|| panic!("{name} measured rtt: {n}"));
-        let series = format!("interval_p99_ns/{name}->{other}/native/udp");
-        assert_eq!(
-            rtt["series"][&series].as_array().map(Vec::len),
-            Some(log.intervals.len()),
-            "{series}: {rtt}"
-        );
+        assert_eq!(rtt_points(n, name, other).len(), log.intervals.len());
     }
     let html = std::fs::read_to_string(bundle.join("report.html")).unwrap();
     assert!(html.contains("alpha") && html.contains("beta"));
@@ -372,4 +344,35 @@ fn the_soak_routes_keep_the_agents_gates() {
     assert_eq!(code, 403, "rtt peers must be allowed targets: {body}");
     let (code, _) = http(&a.addr, "GET", "/v1/soaks/soak-9", Some(&a.token), b"");
     assert_eq!(code, 404);
+}
+
+#[test]
+fn a_soak_whose_logs_would_not_fit_in_out_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A week at 31 s intervals of a 400-node full mesh: each node's log
+    // holds 399 peers' rtt histograms per interval, terabytes in all. The
+    // agents are never contacted.
+    let names: Vec<String> = (0..400).map(|i| format!("n{i}")).collect();
+    let agents: Vec<PlanAgent> = names
+        .iter()
+        .map(|name| PlanAgent {
+            name,
+            url: "http://127.0.0.1:9".into(),
+            token: "t".repeat(32),
+        })
+        .collect();
+    let plan = loopback_plan(
+        d,
+        &agents,
+        "[soak]\nfor = \"7d\"\nevery = \"31s\"\npaths = [\"native\"]\n",
+        "",
+    );
+    let r = run_in(&["run", plan.to_str().unwrap()], Some(d));
+    assert_one_line_error(&r, "this soak's bundle needs about");
+    assert!(r.stderr.contains("TB"), "{}", r.stderr);
+    assert!(
+        std::fs::read_dir(d.join("runs")).map_or(true, |mut e| e.next().is_none()),
+        "no bundle was made"
+    );
 }

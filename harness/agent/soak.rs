@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::jobs::{Jobs, StartError};
 use crate::api::{JobRequest, JobState, SoakPeer, SoakRequest, SoakStatus};
 use crate::soak::hlog::{self, IntervalFacts};
-use crate::soak::{collect, paced_steps, Peer, Schedule};
+use crate::soak::{collect, continuation_stamp, epoch_seconds, paced_steps, Peer, Schedule};
 
 /// Slack past `for` before the soak's hard deadline cancels it.
 const DEADLINE_SLACK: Duration = Duration::from_secs(60);
@@ -60,10 +60,14 @@ impl Soaks {
     }
 
     pub fn start(&self, jobs: &Jobs, req: SoakRequest) -> Result<String, StartError> {
-        let schedule = Schedule::new(
+        let (total, every) = (
             Duration::from_millis(req.for_ms),
             Duration::from_millis(req.every_ms),
-        )
+        );
+        let schedule = match req.continues {
+            Some(_) => Schedule::continuing(total, every),
+            None => Schedule::new(total, every),
+        }
         .map_err(|e| StartError::BadRequest(e.to_string().replace("--", "")))?;
         if let Some(dir) = &req.dir {
             // Refused now rather than in the first interval's fsync slice.
@@ -98,6 +102,15 @@ impl Soaks {
             format!("soak-{next}")
         };
         let now = Instant::now();
+        // A continued log has its header; its intervals go on from where
+        // the log's time axis stands now.
+        let (log, stamp_base) = match req.continues {
+            Some(c) => (
+                String::new(),
+                continuation_stamp(epoch_seconds(SystemTime::now()), c.start_time, c.not_before),
+            ),
+            None => (hlog::header(SystemTime::now()), 0.0),
+        };
         let cancel = CancelToken::new()
             .with_deadline(now + schedule.total + schedule.every + DEADLINE_SLACK);
         *slot = Some(Session {
@@ -107,7 +120,7 @@ impl Soaks {
             last_seen: now,
             finished: None,
             cancel: cancel.clone(),
-            log: hlog::header(SystemTime::now()),
+            log,
             base: 0,
             intervals: 0,
             error: None,
@@ -117,7 +130,7 @@ impl Soaks {
         let jobs = jobs.clone();
         let soak_id = id.clone();
         let spawned = std::thread::Builder::new().name(id.clone()).spawn(move || {
-            let outcome = soaks.run(&jobs, &schedule, &steps, &cancel);
+            let outcome = soaks.run(&jobs, &schedule, &steps, stamp_base, &cancel);
             soaks.finish(&soak_id, outcome);
         });
         if let Err(e) = spawned {
@@ -127,12 +140,14 @@ impl Soaks {
     }
 
     /// The soak's loop: the slices of each interval, then the wait for the
-    /// interval's end; each interval appended as it ends.
+    /// interval's end; each interval appended as it ends, stamped from
+    /// `stamp_base` on.
     fn run(
         &self,
         jobs: &Jobs,
         schedule: &Schedule,
         steps: &[(ProbeName, Value)],
+        stamp_base: f64,
         cancel: &CancelToken,
     ) -> Result<(), String> {
         let anchor = Instant::now();
@@ -140,7 +155,7 @@ impl Soaks {
         while measured + schedule.every / 2 <= schedule.total {
             let started = Instant::now();
             let mut facts = IntervalFacts {
-                start: round3(started.duration_since(anchor).as_secs_f64()),
+                start: round3(stamp_base + started.duration_since(anchor).as_secs_f64()),
                 ..Default::default()
             };
             let mut series = Vec::new();

@@ -13,7 +13,10 @@ pub mod plan;
 mod rounds;
 mod schedule;
 mod soak;
+mod soak_budget;
+mod soak_follow;
 mod soak_plan;
+mod soak_resume;
 mod tasks;
 mod tournament;
 
@@ -84,8 +87,15 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         .map(|a| AgentClient::new(a).map(Arc::new))
         .collect::<Result<_>>()?;
 
-    let mut bundle = BundleWriter::create(&out, &plan.text, plan.as_json(), plan.profile.clone())
-        .with_context(|| format!("--out {}", out.display()))?;
+    // A soak continues the bundle its dead coordinator left, if any.
+    let (mut bundle, _soak_lock) = match &plan.soak {
+        Some(_) => soak_resume::open_bundle(&out, &plan).map(|(b, lock)| (b, Some(lock)))?,
+        None => (
+            BundleWriter::create(&out, &plan.text, plan.as_json(), plan.profile.clone())
+                .with_context(|| format!("--out {}", out.display()))?,
+            None,
+        ),
+    };
     for agent in &plan.agents {
         bundle.add_node(&agent.name, agent.labels.clone());
     }

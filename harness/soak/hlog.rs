@@ -159,6 +159,11 @@ pub fn interval_text(
     Ok(text)
 }
 
+/// How many intervals begin in a piece of a log.
+pub fn intervals_in(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with(FACTS_PREFIX)).count()
+}
+
 /// Reads a log this module wrote (or one in the same format with facts).
 pub fn read(path: &Path) -> Result<LogContents> {
     let text =

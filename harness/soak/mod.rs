@@ -8,6 +8,7 @@
 //! end the log becomes a run bundle (windows.rs): overall and per-window
 //! verdicts and the per-interval timelines.
 
+pub mod gaps;
 pub mod hlog;
 pub mod rounds;
 pub mod windows;
@@ -98,14 +99,7 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(total: Duration, every: Duration) -> Result<Self> {
-        if !(MIN_EVERY..=MAX_EVERY).contains(&every) {
-            bail!(
-                "--every {}: outside {} ..= {}",
-                HumanDuration(every),
-                HumanDuration(MIN_EVERY),
-                HumanDuration(MAX_EVERY)
-            );
-        }
+        check_every(every)?;
         if total > MAX_FOR || total < 2 * MIN_EVERY {
             bail!(
                 "--for {}: outside {} ..= {}",
@@ -130,15 +124,59 @@ impl Schedule {
                 HumanDuration(total)
             );
         }
+        Ok(Self::sliced(total, every))
+    }
+
+    /// The rest of a soak a restarted coordinator continues: whole
+    /// intervals, as few as one (the soak's own length was checked when it
+    /// began).
+    pub fn continuing(total: Duration, every: Duration) -> Result<Self> {
+        check_every(every)?;
+        if total < every || total > MAX_FOR {
+            bail!(
+                "a continued soak's --for {}: outside one interval ({}) ..= {}",
+                HumanDuration(total),
+                HumanDuration(every),
+                HumanDuration(MAX_FOR)
+            );
+        }
+        Ok(Self::sliced(total, every))
+    }
+
+    fn sliced(total: Duration, every: Duration) -> Self {
         let slice = (every / 4).min(MAX_SLICE);
         // Whole seconds: the steal probe samples once a second.
         let slice = Duration::from_secs(slice.as_secs().max(1));
-        Ok(Schedule {
+        Schedule {
             total,
             every,
             slice,
-        })
+        }
     }
+}
+
+fn check_every(every: Duration) -> Result<()> {
+    if !(MIN_EVERY..=MAX_EVERY).contains(&every) {
+        bail!(
+            "--every {}: outside {} ..= {}",
+            HumanDuration(every),
+            HumanDuration(MIN_EVERY),
+            HumanDuration(MAX_EVERY)
+        );
+    }
+    Ok(())
+}
+
+/// What a soak of `total` that began `elapsed` ago still owes, in whole
+/// intervals (rounded to the nearest, as the soak's own loop measures an
+/// interval when at least half of it is owed); None when nothing is. The
+/// time since the start counts whether measured or not, so a restart
+/// cannot stretch a soak past its `for`.
+pub fn still_owed(total: Duration, every: Duration, elapsed: Duration) -> Option<Duration> {
+    let left = total.checked_sub(elapsed)?;
+    let every_s = every.as_secs_f64().max(1.0);
+    let intervals = (left.as_secs_f64() / every_s).round() as u32;
+    (intervals > 0).then(|| every * intervals)
 }
 
 pub fn run(args: &SoakArgs) -> Result<Outcome> {
@@ -265,10 +303,17 @@ fn sweep_dead_fsync_dirs(dir: &std::path::Path) {
 /// monotonic time to it, so a clock step during a run does not bend the
 /// timeline either.
 fn resume_stamp(wall_now: f64, log: &hlog::LogContents) -> f64 {
-    (wall_now - log.start_time).max(log.end())
+    continuation_stamp(wall_now, log.start_time, log.end())
 }
 
-fn epoch_seconds(at: SystemTime) -> f64 {
+/// Where a continued log's next interval starts (seconds since its
+/// `start_time`): the wall clock's gap shows, but never before `not_before`,
+/// the log's end.
+pub fn continuation_stamp(wall_now: f64, start_time: f64, not_before: f64) -> f64 {
+    (wall_now - start_time).max(not_before)
+}
+
+pub fn epoch_seconds(at: SystemTime) -> f64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
@@ -397,6 +442,22 @@ mod tests {
             "a clock set back does not overlap earlier intervals"
         );
         assert_eq!(resume_stamp(0.0, &log), 600.0, "nor one before the epoch");
+    }
+
+    #[test]
+    fn a_continued_soak_owes_whole_intervals_of_what_its_for_still_allows() {
+        let m = |s: u64| Duration::from_secs(s);
+        assert_eq!(still_owed(m(86_400), m(300), m(3_600)), Some(m(82_800)));
+        assert_eq!(
+            still_owed(m(60), m(10), m(26)),
+            Some(m(30)),
+            "34 s: 3 intervals"
+        );
+        assert_eq!(still_owed(m(60), m(10), m(54)), Some(m(10)), "6 s: one");
+        assert_eq!(still_owed(m(60), m(10), m(56)), None, "4 s: none");
+        assert_eq!(still_owed(m(60), m(10), m(600)), None, "dead past its end");
+        assert!(Schedule::continuing(m(4), m(4)).is_ok());
+        assert!(Schedule::continuing(m(3), m(4)).is_err());
     }
 
     #[test]

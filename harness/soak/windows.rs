@@ -81,10 +81,12 @@ pub fn results(
         }
     }
     let window = HumanDuration(every).to_string();
+    let gaps = super::gaps::find(log);
     let covers_a_day = log.end() - log.intervals.first().map_or(0.0, |i| i.facts.start) >= DAY;
     for r in by_probe.values_mut() {
         judge(r, log, profile, &merged, &window);
         r.rounds = super::rounds::of_probe(log, r.probe)?;
+        super::gaps::annotate(r, &gaps);
         if covers_a_day {
             let hours = by_hour_utc(log, r.probe)?;
             r.fact("by_hour_utc", hours);

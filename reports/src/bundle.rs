@@ -148,6 +148,24 @@ impl BundleWriter {
         Ok(writer)
     }
 
+    /// Takes up an unfinished bundle again (a run continued after its
+    /// process died): its record as run.json last held it.
+    pub fn reopen(dir: &Path) -> Result<Self, ReportError> {
+        let record = load(dir)?;
+        Ok(BundleWriter {
+            dir: dir.to_path_buf(),
+            record,
+        })
+    }
+
+    /// Forgets every node's results (not its inventory or errors), for a
+    /// continued run that records them again from what it measured in all.
+    pub fn drop_results(&mut self) {
+        for node in &mut self.record.nodes {
+            node.results.clear();
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
