@@ -89,7 +89,7 @@ fn probe_spreads_its_rounds_over_the_span() {
 
 #[test]
 fn ctrl_c_during_a_wait_keeps_the_rounds_that_completed() {
-    let mut child = infraqual()
+    let child = infraqual()
         .args([
             "probe",
             "steal",
