@@ -1,15 +1,18 @@
 //! `--over DURATION` through the real binary: rounds spread across the
 //! span (each round starts no earlier than its place in it), recorded in
 //! the run's plan, a Ctrl-C during a wait keeps the rounds that completed,
-//! and bad spans are one line naming the flag.
+//! and bad spans are one line naming the flag; `rounds_over` in a plan run
+//! through a real agent the same way.
 
+mod agents;
 mod common;
 mod contract;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_one_line_error, infraqual, probe_result, qualify_fsync_bundle, run};
+use agents::{node, run_json, Agent};
+use common::{assert_one_line_error, infraqual, probe_result, qualify_fsync_bundle, run, run_in};
 use serde_json::Value;
 
 /// Seconds since the epoch of an RFC 3339 UTC stamp of whole seconds
@@ -169,4 +172,32 @@ fn bad_spans_are_one_line_naming_the_flag_and_exit_2() {
         }
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_plan_spreads_a_probes_rounds_over_its_rounds_over() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let a = Agent::start(dir.path(), "alpha", &[]);
+    let tf = "plan-alpha.token";
+    std::fs::write(dir.path().join(tf), &a.token).unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"over\"\nout = \"runs\"\nrounds = 2\nrounds_over = \"3s\"\n\
+             [[agents]]\nname = \"alpha\"\nurl = \"{}\"\ntoken_file = \"{tf}\"\n\
+             [probes.steal]\nduration = \"1s\"\ninterval = \"500ms\"\n",
+            a.url()
+        ),
+    )
+    .unwrap();
+    let r = run_in(&["run", plan.to_str().unwrap()], Some(dir.path()));
+    assert!(matches!(r.code, 0 | 1), "{}{}", r.stdout, r.stderr);
+    let run = run_json(dir.path());
+    contract::assert_bundles_under(dir.path());
+    let steal = probe_result(node(&run, "alpha"), "steal");
+    let starts = round_starts(steal);
+    assert_eq!(starts.len(), 2, "{steal}");
+    assert!(starts[1] - starts[0] >= 2, "due 3 s apart: {starts:?}");
+    assert_eq!(run["plan"]["probes"]["steal"]["rounds_over"], "3s");
 }
