@@ -67,9 +67,9 @@ fn qualify_spreads_its_rounds_over_the_span_and_records_it() {
     assert_eq!(contract::assert_bundles_under(tmp.path()), 1);
 }
 
-#[test]
-fn probe_spreads_its_rounds_over_the_span() {
-    let r = run(&[
+/// `probe steal` for a second a round, N rounds over a span, as JSON.
+fn steal_over<'a>(rounds: &'a str, over: &'a str) -> [&'a str; 11] {
+    [
         "probe",
         "steal",
         "--duration",
@@ -77,11 +77,16 @@ fn probe_spreads_its_rounds_over_the_span() {
         "--interval",
         "500ms",
         "--rounds",
-        "2",
+        rounds,
         "--over",
-        "3s",
+        over,
         "--json",
-    ]);
+    ]
+}
+
+#[test]
+fn probe_spreads_its_rounds_over_the_span() {
+    let r = run(&steal_over("2", "3s"));
     assert!(matches!(r.code, 0 | 1), "stderr: {}", r.stderr);
     let result: Value = serde_json::from_str(&r.stdout).unwrap();
     contract::assert_probe_result(&result);
@@ -93,19 +98,7 @@ fn probe_spreads_its_rounds_over_the_span() {
 #[test]
 fn ctrl_c_during_a_wait_keeps_the_rounds_that_completed() {
     let child = infraqual()
-        .args([
-            "probe",
-            "steal",
-            "--duration",
-            "1s",
-            "--interval",
-            "500ms",
-            "--rounds",
-            "3",
-            "--over",
-            "10m",
-            "--json",
-        ])
+        .args(steal_over("3", "10m"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -98,13 +98,16 @@ fn five_rounds() -> Population {
     }
 }
 
-#[test]
-fn coverage_of_no_change_at_five_rounds_a_side() {
-    let before = measure(five_rounds(), 0.0, TRIALS, false, 0.05);
-    let after = measure(five_rounds(), 0.0, TRIALS, true, 0.05);
+/// The plain percentile interval and the widened one at a true `change`;
+/// the plain one holds it well under 95 % of the time, the widened one at
+/// least 92 % (200 trials: ±1.5 % of sampling error).
+fn before_and_after(change: f64) -> (Outcome, Outcome) {
+    let before = measure(five_rounds(), change, TRIALS, false, 0.05);
+    let after = measure(five_rounds(), change, TRIALS, true, 0.05);
     eprintln!(
-        "true change 0, 5 vs 5 rounds, {TRIALS} trials: percentile coverage {:.3} \
-         (width {:.3}, beyond +5 % {:.3}); widened {:.3} (width {:.3}, beyond +5 % {:.3})",
+        "true change {:+.0} %, 5 vs 5 rounds, {TRIALS} trials: percentile coverage {:.3} \
+         (median width {:.3}, beyond +5 % {:.3}); widened {:.3} (width {:.3}, beyond +5 % {:.3})",
+        change * 100.0,
         before.coverage,
         before.median_width,
         before.beyond_noise,
@@ -112,12 +115,14 @@ fn coverage_of_no_change_at_five_rounds_a_side() {
         after.median_width,
         after.beyond_noise
     );
-    assert!(
-        before.coverage < 0.9,
-        "percentile bootstrap: {}",
-        before.coverage
-    );
+    assert!(before.coverage < 0.9, "percentile: {}", before.coverage);
     assert!(after.coverage >= 0.92, "widened: {}", after.coverage);
+    (before, after)
+}
+
+#[test]
+fn coverage_of_no_change_at_five_rounds_a_side() {
+    let (_, after) = before_and_after(0.0);
     assert!(
         after.beyond_noise <= 0.025,
         "false alarms: {}",
@@ -127,19 +132,7 @@ fn coverage_of_no_change_at_five_rounds_a_side() {
 
 #[test]
 fn coverage_of_a_thirty_percent_change_at_five_rounds_a_side() {
-    let before = measure(five_rounds(), 0.3, TRIALS, false, 0.05);
-    let after = measure(five_rounds(), 0.3, TRIALS, true, 0.05);
-    eprintln!(
-        "true change +30 %, 5 vs 5 rounds, {TRIALS} trials: percentile coverage {:.3} \
-         (detected beyond +5 % {:.3}); widened {:.3} (detected {:.3})",
-        before.coverage, before.beyond_noise, after.coverage, after.beyond_noise
-    );
-    assert!(
-        before.coverage < 0.9,
-        "percentile bootstrap: {}",
-        before.coverage
-    );
-    assert!(after.coverage >= 0.92, "widened: {}", after.coverage);
+    let (_, after) = before_and_after(0.3);
     // The price of honesty at this spread: rounds 15 % apart leave five
     // rounds a side little power against +30 % at 5 % noise.
     assert!(

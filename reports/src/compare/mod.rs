@@ -402,6 +402,21 @@ fn run_to_run_line(c: &Comparison) -> Option<String> {
     ))
 }
 
+/// `fsync fdatasync (local): median 200 µs -> 210 µs, +5.0 % [...] —
+/// no change (why)`
+fn change_line(l: &LatencyComparison, d: &Driver, why: &str) -> String {
+    format!(
+        "{} ({}): {} {} -> {}, {} — {} ({why})",
+        l.name(),
+        l.subject,
+        d.quantile,
+        format::value(d.a as f64, &l.unit),
+        format::value(d.b as f64, &l.unit),
+        change_text(&d.change),
+        l.verdict
+    )
+}
+
 /// What changed most, in a few lines.
 fn summarize(c: &Comparison) -> Vec<String> {
     let in_verdict = c.latencies.iter().filter(|l| l.in_verdict()).count();
@@ -440,30 +455,14 @@ fn summarize(c: &Comparison) -> Vec<String> {
             .then(dy.change.point.abs().total_cmp(&dx.change.point.abs()))
     });
     for (l, d) in ranked.iter().take(3) {
-        lines.push(format!(
-            "{} ({}): {} {} -> {}, {} — {} ({})",
-            l.name(),
-            l.subject,
-            d.quantile,
-            format::value(d.a as f64, &l.unit),
-            format::value(d.b as f64, &l.unit),
-            change_text(&d.change),
-            l.verdict,
-            l.run_to_run.decided_by(c.noise)
-        ));
+        lines.push(change_line(l, d, &l.run_to_run.decided_by(c.noise)));
     }
     for l in c.latencies.iter().filter(|l| !l.in_verdict()) {
         let Some(d) = Driver::of(l) else { continue };
+        let why = l.context_why.as_deref().unwrap_or_default();
         lines.push(format!(
-            "context only, not in the verdict: {} ({}): {} {} -> {}, {} — {} ({})",
-            l.name(),
-            l.subject,
-            d.quantile,
-            format::value(d.a as f64, &l.unit),
-            format::value(d.b as f64, &l.unit),
-            change_text(&d.change),
-            l.verdict,
-            l.context_why.as_deref().unwrap_or_default()
+            "context only, not in the verdict: {}",
+            change_line(l, &d, why)
         ));
     }
     lines.extend(run_to_run_line(c));
