@@ -389,7 +389,8 @@ fn run_to_run_line(c: &Comparison) -> Option<String> {
         return (!judged.is_empty()).then(|| {
             format!(
                 "every interval includes the variation from run to run ({}; rounds drawn \
-                 with replacement, then samples within them)",
+                 with replacement, then samples within them, the interval widened by \
+                 Student's t for so few rounds)",
                 rounds.into_iter().collect::<Vec<_>>().join(", ")
             )
         });

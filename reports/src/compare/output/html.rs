@@ -132,7 +132,9 @@ fn page(c: &Comparison, figures: &str) -> String {
          A change is judged only when its whole interval lies beyond the noise threshold. \
          With several rounds on both sides (<code>--rounds N</code>) an interval draws rounds \
          with replacement, then samples within them, so it includes the variation from run to \
-         run; with one round it holds the noise within one run only.</p>",
+         run, and is widened by Student's t for so few rounds; with one round it holds the \
+         noise within one run only. Metrics marked context only (CPU-bound, not what the \
+         probe qualifies) are shown but never decide the verdict.</p>",
         a = escape(&c.label_a),
         b = escape(&c.label_b),
         ra = escape(&c.run_a),
