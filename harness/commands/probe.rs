@@ -7,11 +7,12 @@ use infraqual_probes::{registry, ProbeContext, ProbeError};
 use crate::exit::Outcome;
 use crate::probe_args::{load_profile, ProbeCommand};
 use crate::progress::StepProgress;
-use crate::rounds::{step_label, RoundsOf};
+use crate::rounds::{check_over_flag, step_label, RoundsOf, Spacing};
 use crate::{signals, table};
 
 pub fn run(command: &ProbeCommand) -> Result<Outcome> {
     let (name, params, common) = command.resolve();
+    check_over_flag(common.over, common.rounds)?;
     let params = params?;
     let profile = load_profile(&common.profile)?;
     let mut ctx = ProbeContext::new(&common.node, profile);
@@ -20,8 +21,14 @@ pub fn run(command: &ProbeCommand) -> Result<Outcome> {
     let mut rounds = RoundsOf::new(name, common.rounds);
     let progress = StepProgress::start(common.rounds as usize);
     let mut cut_short = None;
+    let spacing = Spacing::start(common.over, common.rounds);
     for round in 1..=common.rounds {
-        progress.step(step_label(name, round, common.rounds));
+        let label = step_label(name, round, common.rounds);
+        if !spacing.wait_for(round, &label, &ctx.cancel, &progress) {
+            cut_short = Some("cancelled");
+            break;
+        }
+        progress.step(label);
         match registry::run(name, &params, &ctx) {
             Ok(result) => rounds.push(result),
             // Rounds that completed before a cancellation are still worth

@@ -2,6 +2,7 @@
 //! each result written into the run bundle as soon as it finishes.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -18,9 +19,12 @@ use crate::commands::local_run::LocalRunArgs;
 use crate::exit::Outcome;
 use crate::probe_args::load_profile;
 use crate::progress::StepProgress;
-use crate::rounds::{parse_rounds_flag, step_label, RoundsOf};
+use crate::rounds::{
+    check_over_flag, parse_over_flag, parse_rounds_flag, step_label, RoundsOf, Spacing,
+};
 use crate::{signals, table};
 use infraqual_probes::rounds::partial_warning;
+use infraqual_probes::units::HumanDuration;
 
 #[derive(Args, Debug)]
 pub struct QualifyArgs {
@@ -38,6 +42,11 @@ pub struct QualifyArgs {
     /// (1 ..= 100).
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_rounds_flag, allow_hyphen_values = true)]
     pub rounds: u32,
+    /// Spread the rounds evenly over DURATION (first at the start, last at
+    /// the end, e.g. 5m; 1s ..= 24h; needs --rounds 2 or more), so they see
+    /// the drift a later run would.
+    #[arg(long, value_name = "DURATION", value_parser = parse_over_flag, allow_hyphen_values = true)]
+    pub over: Option<Duration>,
     #[command(flatten)]
     pub run: LocalRunArgs,
     /// After the run, save its run.json and plan.toml as baseline NAME
@@ -127,6 +136,7 @@ impl Drop for DiskDir {
 }
 
 pub fn run(args: &QualifyArgs) -> Result<Outcome> {
+    check_over_flag(args.over, args.rounds)?;
     if let Some(name) = &args.save_baseline {
         // A bad name fails before anything is measured.
         infraqual_reports::baseline::validate_name(name)?;
@@ -205,15 +215,17 @@ fn run_rounds(
         .map(|(probe, _)| Some(RoundsOf::new(*probe, args.rounds)))
         .collect();
     let progress = StepProgress::start(steps.len() * args.rounds as usize);
+    let spacing = Spacing::start(args.over, args.rounds);
     'rounds: for round in 1..=args.rounds {
         for ((probe, step), slot) in steps.iter().zip(rounds.iter_mut()) {
             let Some(state) = slot else {
                 continue;
             };
-            if ctx.cancel.is_cancelled() {
+            let label = step_label(*probe, round, args.rounds);
+            if !spacing.wait_for(round, &label, &ctx.cancel, &progress) {
                 break 'rounds;
             }
-            progress.step(step_label(*probe, round, args.rounds));
+            progress.step(label);
             match step {
                 Step::Skip(reason) => {
                     let mut skipped = ProbeResult::new(*probe, node);
@@ -299,6 +311,9 @@ fn plan_of(args: &QualifyArgs, profile: &str, steps: &[(ProbeName, Step)]) -> Va
     });
     if let (true, Some(map)) = (args.rounds > 1, plan.as_object_mut()) {
         map.insert("rounds".into(), args.rounds.into());
+        if let Some(over) = args.over {
+            map.insert("rounds_over".into(), HumanDuration(over).to_string().into());
+        }
     }
     plan
 }

@@ -42,6 +42,9 @@ struct PlanFile {
     /// Complete runs of every probe (a probe's own `rounds` wins).
     #[serde(default)]
     rounds: Option<Spanned<toml::Value>>,
+    /// Spread every probe's rounds over this span (a probe's own wins).
+    #[serde(default)]
+    rounds_over: Option<Spanned<toml::Value>>,
     #[serde(default)]
     probes: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
     #[serde(default)]
@@ -102,6 +105,8 @@ pub struct Plan {
     pub probes: Vec<(ProbeName, Value)>,
     /// How many complete runs of each probe (`rounds`; 1 when unset).
     pub rounds: BTreeMap<ProbeName, u32>,
+    /// The span each probe's rounds are spread over (`rounds_over`).
+    pub rounds_over: BTreeMap<ProbeName, std::time::Duration>,
     /// `[soak]`: the agents soak instead of running probes.
     pub soak: Option<super::soak_plan::SoakPlan>,
 }
@@ -264,18 +269,24 @@ impl Plan {
             Some(value) => super::rounds::rounds_value(value, &loc, None)?,
             None => 1,
         };
+        let all_over = match &raw.rounds_over {
+            Some(value) => Some(super::rounds::over_value(value, &loc, None)?),
+            None => None,
+        };
         let mut probes = Vec::new();
         let mut rounds = BTreeMap::new();
+        let mut rounds_over = BTreeMap::new();
         for (key, table) in &raw.probes {
             let probe: ProbeName = key
                 .get_ref()
                 .parse()
                 .map_err(|e: String| loc.at(key.span(), e))?;
-            let (params_table, own_rounds) = super::rounds::split_rounds(table, probe, &loc)?;
-            rounds.insert(
-                probe,
-                super::rounds::rounds_for(probe, own_rounds, all_rounds),
-            );
+            let (params_table, own) = super::rounds::split_rounds(table, probe, &loc)?;
+            let n = super::rounds::rounds_for(probe, own.rounds, all_rounds);
+            rounds.insert(probe, n);
+            if let Some(over) = super::rounds::over_for(probe, n, own.over, all_over, &loc)? {
+                rounds_over.insert(probe, over);
+            }
             let params = serde_json::to_value(&params_table)
                 .map_err(|e| loc.at(table.span(), e.to_string()))?;
             let checked = if probe.descriptor().pairwise {
@@ -289,6 +300,13 @@ impl Plan {
             probes.push((probe, params));
         }
         probes.sort_by_key(|(p, _)| *p);
+        if let (Some(value), true) = (&raw.rounds_over, rounds_over.is_empty()) {
+            return Err(loc.at(
+                value.span(),
+                "rounds_over spreads rounds over time and needs rounds = 2 or more on some probe"
+                    .to_string(),
+            ));
+        }
         let soak = raw
             .soak
             .as_ref()
@@ -306,6 +324,7 @@ impl Plan {
             discover,
             probes,
             rounds,
+            rounds_over,
             soak,
         })
     }
@@ -323,7 +342,11 @@ impl Plan {
             .map(|(p, v)| {
                 (
                     p.to_string(),
-                    super::rounds::with_rounds(v, self.rounds_of(*p)),
+                    super::rounds::with_rounds(
+                        v,
+                        self.rounds_of(*p),
+                        self.rounds_over.get(p).copied(),
+                    ),
                 )
             })
             .collect();

@@ -4,13 +4,19 @@
 //! the probe's own merge and written after its last round. A node whose
 //! round failed runs no more rounds of that probe; a run cut short
 //! (cancelled, agent lost) keeps the rounds that completed, with a warning
-//! saying how many of N ran.
+//! saying how many of N ran. `rounds_over = "5m"` (for every probe or per
+//! probe) spreads a probe's rounds evenly over that span: before its round
+//! r the run waits until the round is due (probes/src/rounds/spacing.rs).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
+use infraqual_probes::rounds::spacing::{parse_over, round_offset};
 use infraqual_probes::rounds::{check_rounds, partial_warning};
+use infraqual_probes::units::HumanDuration;
 use infraqual_probes::{inventory, rtt, ProbeName, ProbeResult};
 use serde_json::Value;
 use toml::Spanned;
@@ -22,6 +28,9 @@ use super::Orchestra;
 use crate::rounds::RoundsOf;
 
 const KEY: &str = "rounds";
+const OVER_KEY: &str = "rounds_over";
+/// How often a wait between rounds looks at Ctrl-C and the time left.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// A `rounds` value: a whole number from 1 to the maximum.
 pub(super) fn rounds_value(
@@ -46,36 +55,71 @@ pub(super) fn rounds_value(
     })
 }
 
-/// A probe's plan section without its `rounds` key, and that key's value.
+/// A `rounds_over` value: a span from 1s to 24h, as a string (`"5m"`).
+pub(super) fn over_value(
+    value: &Spanned<toml::Value>,
+    loc: &Locator,
+    probe: Option<ProbeName>,
+) -> Result<Duration, PlanError> {
+    let key = match probe {
+        Some(p) => format!("probes.{p}.{OVER_KEY}"),
+        None => OVER_KEY.to_string(),
+    };
+    let d = value
+        .get_ref()
+        .as_str()
+        .ok_or_else(|| "is not a duration string like \"5m\"".to_string())
+        .and_then(|text| parse_over(text).map_err(|e| format!("is out of range: {e}")));
+    d.map_err(|why| loc.at(value.span(), format!("{key} {why}")))
+}
+
+/// A probe's own `rounds` and `rounds_over`, taken out of its parameters.
+pub(super) struct OwnRounds {
+    pub rounds: Option<u32>,
+    pub over: Option<(Duration, std::ops::Range<usize>)>,
+}
+
+/// A probe's plan section without its `rounds` and `rounds_over` keys, and
+/// their values.
 pub(super) fn split_rounds(
     table: &Spanned<toml::Table>,
     probe: ProbeName,
     loc: &Locator,
-) -> Result<(toml::Table, Option<u32>), PlanError> {
+) -> Result<(toml::Table, OwnRounds), PlanError> {
     let mut params = table.get_ref().clone();
-    let Some(value) = params.remove(KEY) else {
-        return Ok((params, None));
+    let mut own = OwnRounds {
+        rounds: None,
+        over: None,
     };
-    let span = key_span(loc.text, table.span());
-    if probe == inventory::NAME {
-        return Err(loc.at(
-            span,
-            format!("probes.{probe}.{KEY}: the inventory describes the machine and runs once"),
-        ));
+    for key in [KEY, OVER_KEY] {
+        let Some(value) = params.remove(key) else {
+            continue;
+        };
+        let span = key_span(loc.text, table.span(), key);
+        if probe == inventory::NAME {
+            return Err(loc.at(
+                span,
+                format!("probes.{probe}.{key}: the inventory describes the machine and runs once"),
+            ));
+        }
+        let spanned = Spanned::new(span.clone(), value);
+        if key == KEY {
+            own.rounds = Some(rounds_value(&spanned, loc, Some(probe))?);
+        } else {
+            own.over = Some((over_value(&spanned, loc, Some(probe))?, span));
+        }
     }
-    let spanned = Spanned::new(span, value);
-    let n = rounds_value(&spanned, loc, Some(probe))?;
-    Ok((params, Some(n)))
+    Ok((params, own))
 }
 
-/// Where `rounds = ...` is written inside a table's span (a table's values
+/// Where `key = ...` is written inside a table's span (a table's values
 /// carry no spans of their own); the table's span when it is not found.
-fn key_span(text: &str, table: std::ops::Range<usize>) -> std::ops::Range<usize> {
+fn key_span(text: &str, table: std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
     let body = &text[table.start.min(text.len())..table.end.min(text.len())];
     let mut offset = table.start;
     for line in body.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix(KEY) {
+        if let Some(rest) = trimmed.strip_prefix(key) {
             if rest.trim_start().starts_with('=') {
                 let start = offset + (line.len() - trimmed.len());
                 return start..start + line.trim_end().len() - (line.len() - trimmed.len());
@@ -96,11 +140,38 @@ pub(super) fn rounds_for(probe: ProbeName, own: Option<u32>, all: u32) -> u32 {
     }
 }
 
-/// `params` with `rounds = n` for run.json's copy of the plan, when n > 1.
-pub(super) fn with_rounds(params: &Value, n: u32) -> Value {
+/// A probe's span: its own `rounds_over`, else the plan's when the probe
+/// runs more than once. A span on a probe that runs once is refused, at
+/// the key that asked for it.
+pub(super) fn over_for(
+    probe: ProbeName,
+    rounds: u32,
+    own: Option<(Duration, std::ops::Range<usize>)>,
+    all: Option<Duration>,
+    loc: &Locator,
+) -> Result<Option<Duration>, PlanError> {
+    match own {
+        Some((_, span)) if rounds < 2 => Err(loc.at(
+            span,
+            format!(
+                "probes.{probe}.{OVER_KEY} spreads rounds over time and needs rounds = 2 or \
+                 more, not {rounds}"
+            ),
+        )),
+        Some((over, _)) => Ok(Some(over)),
+        None => Ok(all.filter(|_| rounds >= 2)),
+    }
+}
+
+/// `params` with `rounds = n` (and `rounds_over`) for run.json's copy of
+/// the plan, when n > 1.
+pub(super) fn with_rounds(params: &Value, n: u32, over: Option<Duration>) -> Value {
     let mut params = params.clone();
     if let (true, Some(map)) = (n > 1, params.as_object_mut()) {
         map.insert(KEY.into(), n.into());
+        if let Some(over) = over {
+            map.insert(OVER_KEY.into(), HumanDuration(over).to_string().into());
+        }
     }
     params
 }
@@ -231,13 +302,15 @@ impl Orchestra {
             .map(|(p, _)| self.plan.rounds_of(*p))
             .max()
             .unwrap_or(1);
+        let mut first_started: BTreeMap<ProbeName, Instant> = BTreeMap::new();
         'rounds: for round in 1..=most {
             self.rounds.round.store(round, Ordering::Relaxed);
             for (probe, params) in &self.plan.probes {
                 if *probe == inventory::NAME || self.plan.rounds_of(*probe) < round {
                     continue;
                 }
-                if self.cancel.is_cancelled() {
+                let started = *first_started.entry(*probe).or_insert_with(Instant::now);
+                if !self.wait_for_round(*probe, round, started).await {
                     break 'rounds;
                 }
                 self.rediscover(*probe).await;
@@ -258,6 +331,47 @@ impl Orchestra {
         for (node, probe, filed) in self.rounds.flush(&self.plan, why) {
             self.send_filed(node, probe, filed);
         }
+    }
+
+    /// Waits until round `round` of `probe` is due in its `rounds_over`
+    /// span, counted from its first round's start, showing the time left;
+    /// false when the run is cancelled (also while waiting).
+    async fn wait_for_round(&self, probe: ProbeName, round: u32, started: Instant) -> bool {
+        let rounds = self.plan.rounds_of(probe);
+        let Some(over) = self.plan.rounds_over.get(&probe).copied() else {
+            return !self.cancel.is_cancelled();
+        };
+        let due = started + round_offset(over, rounds, round);
+        let mut bar: Option<ProgressBar> = None;
+        let ready = loop {
+            if self.cancel.is_cancelled() {
+                break false;
+            }
+            let now = Instant::now();
+            if now >= due {
+                break true;
+            }
+            let left = due - now;
+            let bar = bar.get_or_insert_with(|| {
+                let bar = self.progress.add(ProgressBar::new_spinner());
+                if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                    bar.set_style(style);
+                }
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            bar.set_message(format!(
+                "waiting {} for {} (rounds spread over {})",
+                HumanDuration(Duration::from_secs(left.as_secs_f64().ceil() as u64)),
+                crate::rounds::step_label(probe, round, rounds),
+                HumanDuration(over)
+            ));
+            tokio::time::sleep(left.min(WAIT_SLICE)).await;
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        ready
     }
 
     /// Writes what filing a round gave: a result, an error, or nothing yet.
@@ -345,6 +459,91 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("runs once"), "{e}");
+    }
+
+    #[test]
+    fn rounds_over_applies_to_probes_with_rounds_and_a_probes_own_wins() {
+        let p = parse(&format!(
+            "name = \"t\"\nrounds = 3\nrounds_over = \"2m\"\n{AGENT}[probes.inventory]\n\
+             [probes.steal]\nduration = \"2s\"\n[probes.mtu]\nrounds_over = \"30s\"\n\
+             [probes.fsync]\ndir = \"/tmp\"\nrounds = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            p.rounds_over.get(&steal::NAME),
+            Some(&Duration::from_secs(120))
+        );
+        assert_eq!(
+            p.rounds_over.get(&mtu::NAME),
+            Some(&Duration::from_secs(30))
+        );
+        assert_eq!(p.rounds_over.get(&inventory::NAME), None, "runs once");
+        assert_eq!(
+            p.rounds_over.get(&infraqual_probes::fsync::NAME),
+            None,
+            "one round: nothing to spread"
+        );
+        let json = p.as_json();
+        assert_eq!(json["probes"]["steal"]["rounds_over"], "2m");
+        assert_eq!(json["probes"]["mtu"]["rounds_over"], "30s");
+        assert!(json["probes"]["fsync"].get("rounds_over").is_none());
+        let mtu_params = &p.probes.iter().find(|(n, _)| *n == mtu::NAME).unwrap().1;
+        assert!(
+            mtu_params.get("rounds_over").is_none(),
+            "not a probe parameter"
+        );
+    }
+
+    #[test]
+    fn bad_rounds_over_names_file_line_column_and_key() {
+        for (value, says) in [
+            ("\"0s\"", "out of range"),
+            ("\"500ms\"", "out of range"),
+            ("\"25h\"", "out of range"),
+            ("\"soon\"", "out of range"),
+            ("300", "not a duration string"),
+        ] {
+            let e = parse(&format!(
+                "name = \"t\"\nrounds = 2\nrounds_over = {value}\n{AGENT}[probes.steal]\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                (e.file.as_str(), e.line, e.column),
+                ("plan.toml", 3, 15),
+                "{e}"
+            );
+            assert!(
+                e.message.starts_with("rounds_over ") && e.message.contains(says),
+                "{e}"
+            );
+            let e = parse(&format!(
+                "name = \"t\"\n{AGENT}[probes.steal]\nrounds = 2\n  rounds_over = {value}\n"
+            ))
+            .unwrap_err();
+            assert_eq!((e.line, e.column), (7, 3), "{e}");
+            assert!(
+                e.message.starts_with("probes.steal.rounds_over ") && e.message.contains(says),
+                "{e}"
+            );
+        }
+        // A span without rounds to spread, per probe and for all.
+        let e = parse(&format!(
+            "name = \"t\"\n{AGENT}[probes.steal]\nrounds_over = \"1m\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (6, 1), "{e}");
+        assert!(e.message.contains("needs rounds = 2 or more, not 1"), "{e}");
+        let e = parse(&format!(
+            "name = \"t\"\nrounds_over = \"1m\"\n{AGENT}[probes.steal]\n"
+        ))
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (2, 15), "{e}");
+        assert!(e.message.contains("needs rounds = 2 or more"), "{e}");
+        let e = parse(&format!(
+            "name = \"t\"\nrounds = 2\n{AGENT}[probes.inventory]\nrounds_over = \"1m\"\n"
+        ))
+        .unwrap_err();
         assert!(e.message.contains("runs once"), "{e}");
     }
 }

@@ -26,6 +26,10 @@ pub struct CommonArgs {
     /// Complete runs, merged into one result that keeps every round (1 ..= 100).
     #[arg(long, value_name = "N", default_value = "1", value_parser = crate::rounds::parse_rounds_flag, allow_hyphen_values = true)]
     pub rounds: u32,
+    /// Spread the rounds evenly over DURATION (first at the start, last at
+    /// the end, e.g. 5m; 1s ..= 24h; needs --rounds 2 or more).
+    #[arg(long, value_name = "DURATION", value_parser = crate::rounds::parse_over_flag, allow_hyphen_values = true)]
+    pub over: Option<std::time::Duration>,
 }
 
 /// What each probe's argument struct provides.

@@ -116,6 +116,16 @@ pub struct JudgedFact {
     pub keyed: bool,
 }
 
+/// A latency metric that is measured for context and is not what the
+/// probe qualifies: `compare` shows its change and interval but leaves it
+/// out of the verdict, saying why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextMetric {
+    pub metric: &'static str,
+    /// Why its change is not a verdict on what the probe qualifies.
+    pub why: &'static str,
+}
+
 /// A part of the report a probe has beyond the generic ones (percentile
 /// distributions per metric, timelines per series group, facts tables).
 /// The reports crate draws each; the probe only names them.
@@ -164,6 +174,7 @@ pub trait Probe {
     /// Capabilities without which it cannot run at all.
     const NEEDS: &'static [Capability] = &[];
     const JUDGED_FACTS: &'static [JudgedFact] = &[];
+    const CONTEXT_METRICS: &'static [ContextMetric] = &[];
     const REPORT_PARTS: &'static [ReportPart] = &[];
 
     /// Parameters, with serde defaults: the one source of each default.
@@ -212,6 +223,7 @@ pub struct ProbeDescriptor {
     pub pairwise: bool,
     pub needs: &'static [Capability],
     pub judged_facts: &'static [JudgedFact],
+    pub context_metrics: &'static [ContextMetric],
     pub report_parts: &'static [ReportPart],
     validate: fn(&Value) -> Result<(), ProbeError>,
     writes_to: fn(&Value) -> Result<Vec<PathBuf>, ProbeError>,
@@ -270,6 +282,7 @@ pub const fn describe<P: Probe>() -> ProbeDescriptor {
         pairwise: P::PAIRWISE,
         needs: P::NEEDS,
         judged_facts: P::JUDGED_FACTS,
+        context_metrics: P::CONTEXT_METRICS,
         report_parts: P::REPORT_PARTS,
         validate: validate_erased::<P>,
         writes_to: writes_to_erased::<P>,

@@ -6,6 +6,7 @@
 //! themselves, and facts no probe re-derives.
 
 mod facts;
+pub mod spacing;
 #[cfg(test)]
 mod tests;
 

@@ -6,12 +6,14 @@
 //! recorded count, capped for cost), takes the quantile of each, and keeps
 //! B/A - 1. A side of several rounds draws its rounds first, then values
 //! within them (levels.rs). The interval is the 2.5 and 97.5 percentiles of
-//! those ratios.
+//! those ratios; with rounds on both sides it is then widened for the few
+//! rounds behind it (small_sample.rs).
 
 use serde::Serialize;
 
 use super::levels::Levels;
 use super::sampler::{quantile_of_counts, SplitMix64};
+use super::small_sample;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BootstrapConfig {
@@ -19,6 +21,9 @@ pub struct BootstrapConfig {
     /// Upper bound on the values drawn per side and resample.
     pub max_draws: u64,
     pub confidence: f64,
+    /// Widen two-level intervals for the few rounds behind them
+    /// (small_sample.rs); off only to measure what that buys.
+    pub small_sample: bool,
 }
 
 impl Default for BootstrapConfig {
@@ -27,8 +32,22 @@ impl Default for BootstrapConfig {
             resamples: 2000,
             max_draws: 10_000,
             confidence: 0.95,
+            small_sample: true,
         }
     }
+}
+
+/// The small-sample widening applied to a two-level interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Widening {
+    /// Each end's distance from the bootstrap median, in log ratio, was
+    /// multiplied by this.
+    pub factor: f64,
+    /// Welch–Satterthwaite degrees of freedom of the rounds' spread.
+    pub df: f64,
+    /// The percentile bootstrap's interval before widening.
+    pub percentile_low: f64,
+    pub percentile_high: f64,
 }
 
 /// Relative change B/A - 1 of one statistic, as a fraction (0.05 = +5 %).
@@ -44,6 +63,8 @@ pub struct Change {
     pub draws_a: u64,
     pub draws_b: u64,
     pub resamples: usize,
+    /// None for one level, or rounds that did not vary at all.
+    pub widening: Option<Widening>,
 }
 
 /// Changes of several quantiles at once (every quantile of one resample
@@ -80,17 +101,52 @@ pub fn quantile_changes(
                 return None;
             }
             r.sort_by(f64::total_cmp);
+            let (low, high) = (
+                percentile_of_sorted(&r, tail),
+                percentile_of_sorted(&r, 1.0 - tail),
+            );
+            let correction = config
+                .small_sample
+                .then(|| {
+                    small_sample::widening(
+                        &a.log_round_quantiles(*q),
+                        &b.log_round_quantiles(*q),
+                        config.confidence,
+                    )
+                })
+                .flatten();
+            let widening = correction.map(|c| Widening {
+                factor: c.factor,
+                df: c.df,
+                percentile_low: low,
+                percentile_high: high,
+            });
+            let (low, high) = match correction {
+                Some(c) => widen(low, high, percentile_of_sorted(&r, 0.5), c.factor),
+                None => (low, high),
+            };
             Some(Change {
                 point: b.merged().quantile(*q) as f64 / sa - 1.0,
-                low: percentile_of_sorted(&r, tail),
-                high: percentile_of_sorted(&r, 1.0 - tail),
+                low,
+                high,
                 confidence: config.confidence,
                 draws_a: a.draws(),
                 draws_b: b.draws(),
                 resamples: config.resamples,
+                widening,
             })
         })
         .collect()
+}
+
+/// Each end's distance from `center`, as a log ratio, times `factor`:
+/// ratios are multiplicative, so a widened interval never reaches -100 %.
+fn widen(low: f64, high: f64, center: f64, factor: f64) -> (f64, f64) {
+    let (l, h, m) = ((1.0 + low).ln(), (1.0 + high).ln(), (1.0 + center).ln());
+    (
+        (m - factor * (m - l)).exp() - 1.0,
+        (m + factor * (h - m)).exp() - 1.0,
+    )
 }
 
 /// Linear interpolation between closest ranks.

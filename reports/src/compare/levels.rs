@@ -7,9 +7,9 @@
 //! every resample, which is what a comparison of two runs has to beat.
 //!
 //! Drawing R rounds out of R estimates the rounds' spread with the
-//! plug-in variance, (R-1)/R of the unbiased one (0.8 at 5 rounds); the
-//! within-round draws add the within-run noise a second time, which about
-//! makes up for it when the rounds hold enough samples each.
+//! plug-in variance, (R-1)/R of the unbiased one (0.8 at 5 rounds), and a
+//! spread estimated from R values calls for Student's t: small_sample.rs
+//! widens the interval for both.
 
 use super::sampler::{Distribution, SplitMix64};
 
@@ -84,6 +84,20 @@ impl Levels {
 
     pub fn grid(&self) -> &[u64] {
         &self.grid
+    }
+
+    /// The natural log of each round's own quantile `q`; empty for a run
+    /// resampled as one (or a round whose quantile is zero).
+    pub fn log_round_quantiles(&self, q: f64) -> Vec<f64> {
+        if self.units.len() < 2 {
+            return Vec::new();
+        }
+        self.units
+            .iter()
+            .map(|u| u.distribution.quantile(q) as f64)
+            .filter(|v| *v > 0.0)
+            .map(f64::ln)
+            .collect()
     }
 
     pub fn merged(&self) -> &Distribution {

@@ -9,9 +9,12 @@ pub mod output;
 pub mod pairing;
 pub mod regions;
 pub mod sampler;
+pub mod small_sample;
 pub mod variation;
 pub mod verdict;
 
+#[cfg(test)]
+mod coverage;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +76,18 @@ impl Side {
     }
 }
 
+/// Whether a metric's verdict counts in the comparison's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricRole {
+    /// What the probe qualifies (fsync: fdatasync): its verdict is the
+    /// comparison's.
+    Verdict,
+    /// Measured for context (fsync: write, a CPU-bound copy): judged and
+    /// shown, never in the comparison's verdict or exit code.
+    Context,
+}
+
 /// One latency metric of both runs, judged from its distributions.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyComparison {
@@ -80,6 +95,10 @@ pub struct LatencyComparison {
     pub subject: String,
     pub metric: String,
     pub unit: String,
+    pub role: MetricRole,
+    /// For a context metric: why its change is not a verdict on what the
+    /// probe qualifies.
+    pub context_why: Option<String>,
     pub a: Side,
     pub b: Side,
     /// The rounds behind the intervals: with several on both sides they
@@ -106,6 +125,19 @@ pub struct LatencyComparison {
 impl LatencyComparison {
     pub fn name(&self) -> String {
         format!("{} {}", self.probe, self.metric)
+    }
+
+    pub fn in_verdict(&self) -> bool {
+        self.role == MetricRole::Verdict
+    }
+
+    /// The verdict as a table cell: `improved, context only` for a
+    /// context metric.
+    pub fn verdict_cell(&self) -> String {
+        match self.role {
+            MetricRole::Verdict => self.verdict.to_string(),
+            MetricRole::Context => format!("{}, context only", self.verdict),
+        }
     }
 }
 
@@ -144,14 +176,17 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// A metric in the verdict regressed (context metrics never decide).
     pub fn regressed(&self) -> bool {
-        self.latencies
-            .iter()
-            .any(|l| l.verdict == ChangeVerdict::Regressed)
+        self.count(ChangeVerdict::Regressed) > 0
     }
 
+    /// Metrics in the verdict with verdict `v`.
     pub fn count(&self, v: ChangeVerdict) -> usize {
-        self.latencies.iter().filter(|l| l.verdict == v).count()
+        self.latencies
+            .iter()
+            .filter(|l| l.in_verdict() && l.verdict == v)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,6 +278,12 @@ fn compare_latency(
     let (median, p99) = (changes[0], changes[1]);
     let (median_verdict, p99_verdict) = (judged(&median), judged(&p99));
     let verdicts = [median_verdict, p99_verdict];
+    let context = key
+        .0
+        .descriptor()
+        .context_metrics
+        .iter()
+        .find(|c| c.metric == key.2);
     let verdict = if verdicts.contains(&ChangeVerdict::Regressed) {
         ChangeVerdict::Regressed
     } else if verdicts.contains(&ChangeVerdict::Improved) {
@@ -257,6 +298,12 @@ fn compare_latency(
         subject: key.1.clone(),
         metric: key.2.clone(),
         unit: a.merged.unit.clone(),
+        role: if context.is_some() {
+            MetricRole::Context
+        } else {
+            MetricRole::Verdict
+        },
+        context_why: context.map(|c| c.why.to_string()),
         a: Side::of(a.merged),
         b: Side::of(b.merged),
         run_to_run,
@@ -342,7 +389,8 @@ fn run_to_run_line(c: &Comparison) -> Option<String> {
         return (!judged.is_empty()).then(|| {
             format!(
                 "every interval includes the variation from run to run ({}; rounds drawn \
-                 with replacement, then samples within them)",
+                 with replacement, then samples within them, the interval widened by \
+                 Student's t for so few rounds)",
                 rounds.into_iter().collect::<Vec<_>>().join(", ")
             )
         });
@@ -355,12 +403,35 @@ fn run_to_run_line(c: &Comparison) -> Option<String> {
     ))
 }
 
+/// `fsync fdatasync (local): median 200 µs -> 210 µs, +5.0 % [...] —
+/// no change (why)`
+fn change_line(l: &LatencyComparison, d: &Driver, why: &str) -> String {
+    format!(
+        "{} ({}): {} {} -> {}, {} — {} ({why})",
+        l.name(),
+        l.subject,
+        d.quantile,
+        format::value(d.a as f64, &l.unit),
+        format::value(d.b as f64, &l.unit),
+        change_text(&d.change),
+        l.verdict
+    )
+}
+
 /// What changed most, in a few lines.
 fn summarize(c: &Comparison) -> Vec<String> {
+    let in_verdict = c.latencies.iter().filter(|l| l.in_verdict()).count();
+    let context = c.latencies.len() - in_verdict;
+    let context_text = if context > 0 {
+        format!(" ({context} more for context only, below)")
+    } else {
+        String::new()
+    };
     let mut lines = vec![format!(
-        "{} latency metrics compared: {} regressed, {} improved, {} no significant change \
-         (noise threshold {:.1} %, {:.0} % bootstrap intervals, {} resamples, seed {})",
-        c.latencies.len(),
+        "{} latency metrics in the verdict{context_text}: {} regressed, {} improved, {} no \
+         significant change (noise threshold {:.1} %, {:.0} % bootstrap intervals, {} \
+         resamples, seed {})",
+        in_verdict,
         c.count(ChangeVerdict::Regressed),
         c.count(ChangeVerdict::Improved),
         c.count(ChangeVerdict::NoChange),
@@ -375,6 +446,7 @@ fn summarize(c: &Comparison) -> Vec<String> {
     let mut ranked: Vec<(&LatencyComparison, Driver)> = c
         .latencies
         .iter()
+        .filter(|l| l.in_verdict())
         .filter_map(|l| Some((l, Driver::of(l)?)))
         .collect();
     ranked.sort_by(|(x, dx), (y, dy)| {
@@ -384,16 +456,14 @@ fn summarize(c: &Comparison) -> Vec<String> {
             .then(dy.change.point.abs().total_cmp(&dx.change.point.abs()))
     });
     for (l, d) in ranked.iter().take(3) {
+        lines.push(change_line(l, d, &l.run_to_run.decided_by(c.noise)));
+    }
+    for l in c.latencies.iter().filter(|l| !l.in_verdict()) {
+        let Some(d) = Driver::of(l) else { continue };
+        let why = l.context_why.as_deref().unwrap_or_default();
         lines.push(format!(
-            "{} ({}): {} {} -> {}, {} — {} ({})",
-            l.name(),
-            l.subject,
-            d.quantile,
-            format::value(d.a as f64, &l.unit),
-            format::value(d.b as f64, &l.unit),
-            change_text(&d.change),
-            l.verdict,
-            l.run_to_run.decided_by(c.noise)
+            "context only, not in the verdict: {}",
+            change_line(l, &d, why)
         ));
     }
     lines.extend(run_to_run_line(c));

@@ -462,3 +462,60 @@ fn the_n_way_compare_gives_each_verdict_its_rounds() {
         "{cells:?}"
     );
 }
+
+#[test]
+fn a_cpu_bound_context_metric_is_judged_and_shown_but_never_the_verdict() {
+    let with_write = |run_id: &str, write_center: f64, salt: u64| {
+        let mut r = fsync("n1", 2e6, salt, 480.0);
+        r.metric("write", &hist(write_center, 3000, salt + 10), "ns")
+            .unwrap();
+        run(run_id, vec![node("n1", &[], vec![r])])
+    };
+    let a = with_write("a", 5e3, 1);
+    let b = with_write("b", 10e3, 2);
+    let c = compare(&a, &b, &opts());
+    let write = c.latencies.iter().find(|l| l.metric == "write").unwrap();
+    assert_eq!(write.role, MetricRole::Context);
+    assert_eq!(write.verdict, ChangeVerdict::Regressed, "{write:?}");
+    assert!(write.context_why.as_deref().unwrap().contains("CPU-bound"));
+    let sync = c
+        .latencies
+        .iter()
+        .find(|l| l.metric == "fdatasync")
+        .unwrap();
+    assert_eq!(
+        (sync.role, sync.verdict),
+        (MetricRole::Verdict, ChangeVerdict::NoChange)
+    );
+    assert!(!c.regressed(), "write doubling is not a disk regression");
+    assert_eq!(c.count(ChangeVerdict::Regressed), 0);
+    assert!(
+        c.summary[0]
+            .starts_with("1 latency metrics in the verdict (1 more for context only, below)"),
+        "{:?}",
+        c.summary
+    );
+    assert!(
+        c.summary.iter().any(|l| l
+            .starts_with("context only, not in the verdict: fsync write (n1): median ")
+            && l.contains("— regressed (a copy into the page cache: CPU-bound")),
+        "{:?}",
+        c.summary
+    );
+    let rows = latency_rows(&c);
+    let write_row = rows.iter().find(|r| r[1] == "write").unwrap();
+    assert_eq!(write_row.last().unwrap(), "regressed, context only");
+    let json: Value = serde_json::to_value(&c).unwrap();
+    let roles: Vec<&str> = json["latencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"context") && roles.contains(&"verdict"));
+    let suites = output::junit::suites(&c);
+    assert!(suites[0]
+        .cases
+        .iter()
+        .all(|t| matches!(t.outcome, crate::export::junit::Outcome::Passed { .. })));
+}

@@ -80,6 +80,7 @@ mod tests {
             draws_a: 1,
             draws_b: 1,
             resamples: 1,
+            widening: None,
         }
     }
 

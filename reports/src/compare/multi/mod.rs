@@ -18,7 +18,7 @@ use super::bootstrap::Change;
 use super::pairing::NodeMatch;
 use super::variation::RunToRun;
 use super::verdict::ChangeVerdict;
-use super::{compare, CompareOptions, Comparison};
+use super::{compare, CompareOptions, Comparison, MetricRole};
 use crate::bundle::RunRecord;
 
 /// One run's value in a row and, for every run but the baseline, its
@@ -50,6 +50,9 @@ pub struct Row {
     pub better: Better,
     /// `p50` for latencies, `value` for facts.
     pub statistic: &'static str,
+    /// Latencies only: whether the row's verdicts count (a context metric's
+    /// never do; see [`MetricRole`]).
+    pub role: Option<MetricRole>,
     pub cells: Vec<Cell>,
 }
 
@@ -138,6 +141,7 @@ pub fn compare_many(
                 unit: l.unit.clone(),
                 better: Better::Lower,
                 statistic: "p50",
+                role: Some(l.role),
                 cells: vec![empty_cell(); n],
             });
             row.cells[0].value = Some(l.a.p50 as f64);
@@ -165,6 +169,7 @@ pub fn compare_many(
                 unit: s.unit.clone(),
                 better: s.better,
                 statistic: "value",
+                role: None,
                 cells: vec![empty_cell(); n],
             });
             row.cells[0].value = Some(s.a);
@@ -273,6 +278,7 @@ mod tests {
             unit: "ns".into(),
             better,
             statistic: "p50",
+            role: Some(MetricRole::Verdict),
             cells: values
                 .iter()
                 .map(|v| Cell {

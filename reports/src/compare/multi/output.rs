@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{Cell, MultiComparison, Row};
 use crate::charts::{cdf, slug};
 use crate::compare::output::html::{badge, figure_with_plots};
-use crate::compare::{change_text, Comparison};
+use crate::compare::{change_text, Comparison, MetricRole};
 use crate::error::ReportError;
 use crate::export::Artifact;
 use crate::format;
@@ -94,8 +94,13 @@ fn value_text(row: &Row, cell: &Cell) -> String {
 
 /// `regressed: median +80 % [+70 %, +90 %], p99 +105 % [+98 %, +112 %],
 /// 5 vs 5 rounds`
-fn verdict_text(cell: &Cell, noise: f64) -> Option<String> {
+fn verdict_text(row: &Row, cell: &Cell, noise: f64) -> Option<String> {
     let v = cell.verdict?;
+    let v = if row.role == Some(MetricRole::Context) {
+        format!("{v}, context only")
+    } else {
+        v.to_string()
+    };
     let mut parts = Vec::new();
     if let Some(c) = &cell.median_change {
         parts.push(format!("median {}", change_text(c)));
@@ -107,7 +112,7 @@ fn verdict_text(cell: &Cell, noise: f64) -> Option<String> {
         parts.push(r.decided_by(noise));
     }
     Some(if parts.is_empty() {
-        v.to_string()
+        v
     } else {
         format!("{v}: {}", parts.join(", "))
     })
@@ -136,7 +141,7 @@ pub fn rows(m: &MultiComparison) -> Vec<Vec<String>> {
                 if cell.best {
                     text.push_str(" (best)");
                 }
-                if let Some(v) = verdict_text(cell, m.noise) {
+                if let Some(v) = verdict_text(row, cell, m.noise) {
                     text.push_str(&format!("; {v}"));
                 }
                 cells.push(text);
@@ -212,9 +217,14 @@ fn html(m: &MultiComparison, figures: &str) -> String {
                 h.push_str(" <strong>best</strong>");
             }
             if let Some(v) = cell.verdict {
-                let detail = verdict_text(cell, m.noise).unwrap_or_default();
+                let detail = verdict_text(row, cell, m.noise).unwrap_or_default();
                 let detail = detail.split_once(": ").map(|(_, d)| d).unwrap_or("");
-                let _ = write!(h, "<br>{} {}", badge(v), escape(detail));
+                let context = if row.role == Some(MetricRole::Context) {
+                    " context only;"
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<br>{}{context} {}", badge(v), escape(detail));
             }
             h.push_str("</td>");
         }

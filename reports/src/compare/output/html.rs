@@ -8,7 +8,7 @@ use super::{latency_rows, region_rows, scalar_rows, CompareExporter};
 use super::{LATENCY_HEADER, REGION_HEADER, SCALAR_HEADER};
 use crate::charts::{cdf, draw, slug, Chart};
 use crate::compare::verdict::ChangeVerdict;
-use crate::compare::Comparison;
+use crate::compare::{Comparison, LatencyComparison};
 use crate::error::ReportError;
 use crate::export::Artifact;
 use crate::markup::{self, escape, table_start};
@@ -33,7 +33,7 @@ impl CompareExporter for HtmlExporter {
             let caption = format!(
                 "{} — {} (plots/{}.svg)",
                 escape(&title),
-                badge(l.verdict),
+                latency_badge(l),
                 escape(&id)
             );
             figure_with_plots(&mut figures, &mut artifacts, &id, &caption, &chart)?;
@@ -78,15 +78,28 @@ pub(crate) fn badge(v: ChangeVerdict) -> String {
     markup::badge(class, v.as_str())
 }
 
-/// The last column of `rows` is a verdict name and becomes a badge.
-fn table(h: &mut String, header: &[&str], rows: &[Vec<String>], verdicts: &[ChangeVerdict]) {
+/// A latency's verdict badge; a context metric's says it is context only.
+fn latency_badge(l: &LatencyComparison) -> String {
+    if l.in_verdict() {
+        badge(l.verdict)
+    } else {
+        format!(
+            "{} <span class=\"meta\">context only: {}</span>",
+            badge(l.verdict),
+            escape(l.context_why.as_deref().unwrap_or_default())
+        )
+    }
+}
+
+/// The last column of `rows` is a verdict and becomes its badge (HTML).
+fn table(h: &mut String, header: &[&str], rows: &[Vec<String>], badges: &[String]) {
     table_start(h, header);
     for (i, row) in rows.iter().enumerate() {
         h.push_str("<tr>");
         for (j, cell) in row.iter().enumerate() {
-            match verdicts.get(i) {
-                Some(v) if j + 1 == row.len() => {
-                    let _ = write!(h, "<td>{}</td>", badge(*v));
+            match badges.get(i) {
+                Some(b) if j + 1 == row.len() => {
+                    let _ = write!(h, "<td>{b}</td>");
                 }
                 _ => {
                     let _ = write!(h, "<td>{}</td>", escape(cell));
@@ -119,7 +132,9 @@ fn page(c: &Comparison, figures: &str) -> String {
          A change is judged only when its whole interval lies beyond the noise threshold. \
          With several rounds on both sides (<code>--rounds N</code>) an interval draws rounds \
          with replacement, then samples within them, so it includes the variation from run to \
-         run; with one round it holds the noise within one run only.</p>",
+         run, and is widened by Student's t for so few rounds; with one round it holds the \
+         noise within one run only. Metrics marked context only (CPU-bound, not what the \
+         probe qualifies) are shown but never decide the verdict.</p>",
         a = escape(&c.label_a),
         b = escape(&c.label_b),
         ra = escape(&c.run_a),
@@ -136,13 +151,13 @@ fn page(c: &Comparison, figures: &str) -> String {
     h.push_str("</ul>");
     if !c.latencies.is_empty() {
         h.push_str("<h2 id=\"latencies\">Latencies</h2>");
-        let verdicts: Vec<ChangeVerdict> = c.latencies.iter().map(|l| l.verdict).collect();
-        table(&mut h, &LATENCY_HEADER, &latency_rows(c), &verdicts);
+        let badges: Vec<String> = c.latencies.iter().map(latency_badge).collect();
+        table(&mut h, &LATENCY_HEADER, &latency_rows(c), &badges);
     }
     if !c.scalars.is_empty() {
         h.push_str("<h2 id=\"facts\">Facts without a distribution</h2>");
-        let verdicts: Vec<ChangeVerdict> = c.scalars.iter().map(|s| s.verdict).collect();
-        table(&mut h, &SCALAR_HEADER, &scalar_rows(c), &verdicts);
+        let badges: Vec<String> = c.scalars.iter().map(|s| badge(s.verdict)).collect();
+        table(&mut h, &SCALAR_HEADER, &scalar_rows(c), &badges);
     }
     if let Some(r) = &c.regions {
         h.push_str("<h2 id=\"regions\">Round trips between regions (median)</h2>");

@@ -1,5 +1,5 @@
 //! A comparison as JUnit testcases: one per judged latency (regressed is a
-//! failure, with both runs' figures and the interval) and one per scalar
+//! failure unless the metric is context only, with both runs' figures and the interval) and one per scalar
 //! fact (never judged, so it always passes and says what changed).
 
 use super::super::{change_text, percent, Comparison};
@@ -25,11 +25,15 @@ pub fn suites(c: &Comparison) -> Vec<TestSuite> {
             v(l.b.p50),
             v(l.a.p99),
             v(l.b.p99),
-            l.verdict,
+            l.verdict_cell(),
             l.run_to_run.decided_by(c.noise)
         );
+        let message = match &l.context_why {
+            Some(why) => format!("{message}; not in the verdict: {why}"),
+            None => message,
+        };
         let outcome = match l.verdict {
-            ChangeVerdict::Regressed => Outcome::Failed { message },
+            ChangeVerdict::Regressed if l.in_verdict() => Outcome::Failed { message },
             _ => Outcome::Passed {
                 message: Some(message),
             },

@@ -58,7 +58,7 @@ pub fn latency_rows(c: &Comparison) -> Vec<Vec<String>> {
                 v(l.b.p99),
                 ch(&l.p99),
                 l.run_to_run.cell(),
-                l.verdict.to_string(),
+                l.verdict_cell(),
             ]
         })
         .collect()
