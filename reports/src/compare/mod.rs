@@ -403,6 +403,30 @@ fn run_to_run_line(c: &Comparison) -> Option<String> {
     ))
 }
 
+/// For a metric judged no change whose intervals reach past the noise
+/// threshold: how far, since "no change" then means "not resolved", not
+/// "within the threshold" (criterion's "change within noise threshold" needs
+/// the whole interval inside it). On a drifting disk an interval can span
+/// -90 % to +2000 %, and a reader must not take that for a clean bill.
+fn unresolved_reach(l: &LatencyComparison, noise: f64) -> Option<String> {
+    if l.verdict != ChangeVerdict::NoChange {
+        return None;
+    }
+    let widest = [("median", l.median), ("p99", l.p99)]
+        .into_iter()
+        .filter_map(|(q, c)| Some((q, c?)))
+        .map(|(q, c)| (q, c.low.abs().max(c.high.abs()), c))
+        .filter(|(_, reach, _)| *reach > noise)
+        .max_by(|x, y| x.1.total_cmp(&y.1))?;
+    let (quantile, _, c) = widest;
+    Some(format!(
+        "; not resolved: the {quantile} interval [{}, {}] reaches past the threshold, \
+         so a change that large is not ruled out",
+        percent(c.low),
+        percent(c.high)
+    ))
+}
+
 /// `fsync fdatasync (local): median 200 µs -> 210 µs, +5.0 % [...] —
 /// no change (why)`
 fn change_line(l: &LatencyComparison, d: &Driver, why: &str) -> String {
@@ -456,7 +480,11 @@ fn summarize(c: &Comparison) -> Vec<String> {
             .then(dy.change.point.abs().total_cmp(&dx.change.point.abs()))
     });
     for (l, d) in ranked.iter().take(3) {
-        lines.push(change_line(l, d, &l.run_to_run.decided_by(c.noise)));
+        let mut why = l.run_to_run.decided_by(c.noise);
+        if let Some(reach) = unresolved_reach(l, c.noise) {
+            why.push_str(&reach);
+        }
+        lines.push(change_line(l, d, &why));
     }
     for l in c.latencies.iter().filter(|l| !l.in_verdict()) {
         let Some(d) = Driver::of(l) else { continue };

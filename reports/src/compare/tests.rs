@@ -391,7 +391,8 @@ fn rounds_put_the_variation_from_run_to_run_into_the_verdict() {
         c.summary
             .iter()
             .any(|s| s.contains("fsync fdatasync (n1): median")
-                && s.ends_with("— no change (5 vs 5 rounds, noise threshold 5.0 %)")),
+                && s.contains("— no change (5 vs 5 rounds, noise threshold 5.0 %")
+                && s.contains("; not resolved: the ")),
         "{:?}",
         c.summary
     );
@@ -518,4 +519,43 @@ fn a_cpu_bound_context_metric_is_judged_and_shown_but_never_the_verdict() {
         .cases
         .iter()
         .all(|t| matches!(t.outcome, crate::export::junit::Outcome::Passed { .. })));
+}
+
+#[test]
+fn a_no_change_whose_interval_reaches_past_the_threshold_says_it_is_not_resolved() {
+    // Identical runs: the interval sits inside ±5 %, a resolved no change.
+    let steady = hist(2e6, 3000, 7);
+    let result = |h: &LatencyHistogram| {
+        let mut r = ProbeResult::new(infraqual_probes::fsync::NAME, "n1");
+        r.metric("fdatasync", h, "ns").unwrap();
+        r
+    };
+    let line_of = |c: &Comparison| {
+        c.summary
+            .iter()
+            .find(|s| s.starts_with("fsync fdatasync"))
+            .cloned()
+            .expect("a line for fdatasync")
+    };
+    let a = run("a", vec![node("n1", &[], vec![result(&steady)])]);
+    let same = compare(&a, &a, &opts());
+    assert_eq!(same.latencies[0].verdict, ChangeVerdict::NoChange);
+    assert!(
+        !line_of(&same).contains("not resolved"),
+        "{}",
+        line_of(&same)
+    );
+
+    // Few samples, a wide spread: the interval reaches well past ±5 %
+    // while the point barely moves, so "no change" must say it is not
+    // resolved.
+    let sparse = hist(2e6, 12, 3);
+    let b = run("b", vec![node("n1", &[], vec![result(&sparse)])]);
+    let a = run("a", vec![node("n1", &[], vec![result(&hist(2e6, 12, 4))])]);
+    let c = compare(&a, &b, &opts());
+    let l = &c.latencies[0];
+    assert_eq!(l.verdict, ChangeVerdict::NoChange, "{l:?}");
+    let line = line_of(&c);
+    assert!(line.contains("; not resolved: the "), "{line}");
+    assert!(line.contains("reaches past the threshold"), "{line}");
 }
