@@ -159,7 +159,11 @@ fn measured_request_time_is_added_and_named_with_its_source() {
     let d = dir.to_str().unwrap();
     let times = tmp.path().join("request-time.txt");
     let lines: String = (0..500).map(|_| "1000000\n").collect();
-    std::fs::write(&times, format!("# single etcd on tmpfs\n{lines}")).unwrap();
+    std::fs::write(
+        &times,
+        format!("# etcd cluster on loopback, tmpfs\n{lines}"),
+    )
+    .unwrap();
     let t = times.to_str().unwrap();
 
     let r = run(&["etcd", d, "--request-time", t]);

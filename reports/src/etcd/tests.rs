@@ -198,6 +198,28 @@ fn etcd_wal_mode_is_preferred_and_udp_serves_without_tcp() {
 }
 
 #[test]
+fn a_paced_fsync_is_read_sync_by_sync_without_back_fill() {
+    // A paced run back-fills what a stalled fixed-rate sender would have
+    // synced (fdatasync); a put pays only the sync it rides on, as etcd's
+    // own histogram counts (fdatasync_each).
+    let mut r = constant_run(&[("a", 1), ("b", 1), ("c", 1)], &[("a", "b", 2)]);
+    r.nodes[1]
+        .results
+        .push(rtt_result("b", &[("c", constant(2 * MS))]));
+    r.nodes[0]
+        .results
+        .push(rtt_result("a", &[("c", constant(2 * MS))]));
+    for n in &mut r.nodes {
+        let paced = &mut n.results[0];
+        paced.metric("fdatasync", &constant(40 * MS), "ns").unwrap();
+        paced.metric("fdatasync_each", &constant(MS), "ns").unwrap();
+    }
+    let p = predict(&r, None, &Profile::default(), Options::default()).unwrap();
+    assert!(close(p.best().best_leader().p50_ns, 3), "{:?}", p.best());
+    assert!(p.member_sync.iter().all(|s| close(s.p99_ns, 1)));
+}
+
+#[test]
 fn five_member_placements_are_added_where_there_are_five_nodes() {
     let sync = [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)];
     let mut rtt = Vec::new();
