@@ -4,8 +4,10 @@ two predictions of the same commit model (reports/src/etcd/model.rs):
 
   infraqual  `infraqual etcd` on infraqual's own fsync (etcd-wal) and rtt
   etcd-fed   the model's formula fed etcd's OWN inputs during the puts: each
-             member's etcd_disk_wal_fsync_duration_seconds and the leader's
-             etcd_network_peer_round_trip_time_seconds to each follower
+             member's etcd_disk_wal_fsync_duration_seconds, the leader's
+             etcd_network_peer_round_trip_time_seconds to each follower and
+             its etcd_disk_backend_commit_duration_seconds (the stall at the
+             apply, every 100 ms: etcd's --backend-batch-interval default)
 
 If the etcd-fed prediction matches the measurement, the model is sound and
 any error of the infraqual prediction is in infraqual's inputs; if not, the
@@ -23,6 +25,7 @@ import sys
 # The model's seed (reports/src/etcd DEFAULT_SEED) and draw count.
 SEED = 0x00E7CD17
 DRAWS = 20_000
+BACKEND_BATCH_INTERVAL = 0.1
 
 puts_path, predict_path, status_path, rt_path, leader, label = sys.argv[1:7]
 addr_of = dict(a.split("=", 1) for a in sys.argv[7:])
@@ -146,6 +149,7 @@ print(f"  predicted infraqual p50 {ms(pred['p50_ns']):7.2f} ms  p99 {ms(pred['p9
 
 samplers = {n: BucketSampler(*wal[n]) for n in names}
 etcd_fed = None
+backend_commit = BucketSampler(*backend[leader])
 if all(s.ok() for s in samplers.values()) and all(peer_srtt.values()) and request:
     rng = random.Random(SEED)
     quorum_followers = (len(names) // 2 + 1) - 1
@@ -154,7 +158,11 @@ if all(s.ok() for s in samplers.values()) and all(peer_srtt.values()) and reques
         leader_sync = samplers[leader].draw(rng)
         arrivals = sorted(peer_srtt[f] + samplers[f].draw(rng) for f in followers)
         commit = max(leader_sync, arrivals[quorum_followers - 1])
-        draws.append(commit * 1e9 + rng.choice(request))
+        stall = 0.0
+        if backend_commit.ok():
+            d = backend_commit.draw(rng)
+            stall = max(0.0, d - rng.uniform(0, BACKEND_BATCH_INTERVAL + d))
+        draws.append((commit + stall) * 1e9 + rng.choice(request))
     draws.sort()
     etcd_fed = (quantile(draws, 0.5), quantile(draws, 0.99))
     print(f"  predicted etcd-fed  p50 {ms(etcd_fed[0]):7.2f} ms  p99 {ms(etcd_fed[1]):7.2f} ms"
@@ -171,10 +179,11 @@ for n in names:
     s, b = samplers[n], BucketSampler(*backend[n])
     role = "leader" if n == leader else "follower"
     per_sync = wal_grew[n] / s.count if s.count else 0
-    line = (f"  {n} ({role}): etcd WAL fsync {s.count:.0f} ({s.count / puts:.2f}/put, {per_sync:.0f} bytes each)"
+    line = (f"  {n} ({role}): etcd_disk_wal_fsync_duration_seconds {s.count:.0f} syncs"
+            f" ({s.count / puts:.2f}/put, {per_sync:.0f} bytes each)"
             f" mean {1000 * s.mean:.2f} ms"
             f" p50 <= {1000 * s.upper_bound(.5):g} ms p99 <= {1000 * s.upper_bound(.99):g} ms;"
-            f" backend commits {b.count:.0f} mean {1000 * b.mean:.2f} ms")
+            f" etcd_disk_backend_commit_duration_seconds {b.count:.0f} commits mean {1000 * b.mean:.2f} ms")
     if n in sync:
         line += f"; infraqual fdatasync p50 {ms(sync[n]['p50_ns']):.2f} ms p99 {ms(sync[n]['p99_ns']):.2f} ms"
     print(line)
