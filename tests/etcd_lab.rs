@@ -15,9 +15,51 @@ use std::process::Command;
 
 use infraqual_probes::require_caps;
 
-/// Fixed, so a crashed run's leftovers are swept by the next run's start.
-const STATE_DIR: &str = "/run/infraqual/bench-etcd-test";
-const DATA_DIR: &str = "/var/tmp/infraqual-bench-etcd-test";
+/// Each test run's directories are these prefixes plus its pid, so two
+/// checkouts running the test at once do not collide; a killed run's are
+/// found by the prefix and swept once its pid is gone.
+const STATE_PREFIX: &str = "/run/infraqual/bench-etcd-test-";
+const DATA_PREFIX: &str = "/var/tmp/infraqual-bench-etcd-test-";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-etcd-cluster")
+}
+
+/// Pids of earlier runs whose state directory is still there.
+fn leftover_pids() -> Vec<u32> {
+    let (dir, prefix) = STATE_PREFIX.rsplit_once('/').unwrap();
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_prefix(prefix)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The bench's own sweep (recorded processes, FUSE mounts, labs, data) on
+/// every run whose test process has died.
+fn sweep_dead_runs() {
+    for pid in leftover_pids() {
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let status = Command::new(script())
+            .args(["--sweep", "--state-dir", &format!("{STATE_PREFIX}{pid}")])
+            .args(["--data-dir", &format!("{DATA_PREFIX}{pid}")])
+            .env("INFRAQUAL_BIN", env!("CARGO_BIN_EXE_infraqual"))
+            .env("IQ_SLOWFS_BIN", "/nonexistent/iq-slowfs")
+            .status()
+            .expect("the bench script sweeps");
+        assert!(status.success(), "sweeping the run of pid {pid}");
+    }
+}
 
 fn field(line: &str, name: &str) -> u64 {
     line.split_whitespace()
@@ -46,21 +88,16 @@ fn lab_namespaces(log: &str) -> Vec<String> {
 #[test]
 fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
     require_caps!(NetAdmin, SysAdmin);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-etcd-cluster");
-    let out = Command::new(&script)
-        .args([
-            "--puts",
-            "200",
-            "--fsync-size",
-            "1MiB",
-            "--rtt-count",
-            "200",
-        ])
+    sweep_dead_runs();
+    let state_dir = format!("{STATE_PREFIX}{}", std::process::id());
+    let data_dir = format!("{DATA_PREFIX}{}", std::process::id());
+    let out = Command::new(script())
+        .args(["--puts", "200", "--rtt-count", "200"])
         .args([
             "--state-dir",
-            STATE_DIR,
+            &state_dir,
             "--data-dir",
-            DATA_DIR,
+            &data_dir,
             "one-region",
         ])
         .env("INFRAQUAL_BIN", env!("CARGO_BIN_EXE_infraqual"))
@@ -90,26 +127,87 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
     );
     // The model was given etcd's own request time, measured on tmpfs.
     assert!(
-        stdout.contains("etcd request time (single member on tmpfs"),
+        stdout.contains("etcd request time (3 members on loopback, tmpfs"),
         "{stdout}"
     );
+    // The fsync probe ran at each member's own sync rate and entry size,
+    // and the same model fed etcd's own inputs stands beside it.
+    assert!(
+        stdout.contains("fsync probe on node-2:") && stdout.contains("(as its etcd member)"),
+        "{stdout}"
+    );
+    for name in ["etcd_fed_p50_ns", "etcd_fed_p99_ns"] {
+        assert!(field(result, name) > 0, "{result}");
+    }
 
     assert!(
-        !PathBuf::from(STATE_DIR).exists(),
+        !PathBuf::from(&state_dir).exists(),
         "state directory removed"
     );
     assert!(
-        !PathBuf::from(DATA_DIR).exists(),
+        !PathBuf::from(&data_dir).exists(),
         "data directories removed"
     );
-    let request_time_dir = "/dev/shm/bench-etcd-test-request-time";
+    let request_time_dir = format!(
+        "/dev/shm/bench-etcd-test-{}-request-time",
+        std::process::id()
+    );
     assert!(
-        !PathBuf::from(request_time_dir).exists(),
+        !PathBuf::from(&request_time_dir).exists(),
         "request-time data removed"
     );
-    assert_eq!(processes_mentioning(DATA_DIR), Vec::<String>::new());
-    assert_eq!(processes_mentioning(request_time_dir), Vec::<String>::new());
+    assert_eq!(processes_mentioning(&data_dir), Vec::<String>::new());
+    assert_eq!(
+        processes_mentioning(&request_time_dir),
+        Vec::<String>::new()
+    );
     assert_eq!(lab_namespaces(&stdout), Vec::<String>::new());
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(DATA_DIR), "no mount left");
+    assert!(!mounts.contains(&data_dir), "no mount left");
+}
+
+#[test]
+fn a_killed_runs_leftovers_are_swept_by_the_next_run() {
+    require_caps!(SysAdmin);
+    // A pid that is surely dead: a child that has been waited for.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let state_dir = PathBuf::from(format!("{STATE_PREFIX}{dead}"));
+    let data_dir = PathBuf::from(format!("{DATA_PREFIX}{dead}"));
+    let marker = data_dir.join("one-region/node-1");
+    std::fs::create_dir_all(&marker).unwrap();
+    // A process the killed run recorded, still running, its data directory
+    // on its command line as etcd's is.
+    let mut orphan = Command::new("python3")
+        .args([
+            "-c",
+            "import time; time.sleep(300)",
+            marker.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    // The state directory appears whole (the other test of this file may
+    // sweep at the same moment).
+    let (run_dir, _) = STATE_PREFIX.rsplit_once('/').unwrap();
+    std::fs::create_dir_all(run_dir).unwrap();
+    let staging = tempfile::Builder::new()
+        .prefix("bench-etcd-staging-")
+        .tempdir_in(run_dir)
+        .unwrap();
+    let staging = staging.path();
+    std::fs::create_dir_all(staging.join("pids")).unwrap();
+    std::fs::write(
+        staging.join("pids/etcd-one-region-0.pid"),
+        format!("{} {}\n", orphan.id(), marker.display()),
+    )
+    .unwrap();
+    std::fs::rename(staging, &state_dir).unwrap();
+
+    sweep_dead_runs();
+
+    assert!(!state_dir.exists(), "state directory swept");
+    assert!(!data_dir.exists(), "data directory swept");
+    let status = orphan.wait().unwrap();
+    assert!(!status.success(), "the recorded process was stopped");
 }

@@ -29,8 +29,9 @@ pub struct EtcdArgs {
     #[arg(long, value_name = "N", default_value_t = etcd::DEFAULT_SEED)]
     pub seed: u64,
     /// etcd's own request time, measured: put latencies in nanoseconds, one
-    /// per line, of a single etcd with its data directory on tmpfs and the
-    /// client on loopback (scripts/bench-etcd-cluster writes one). Each
+    /// per line, of an etcd cluster of the same size on loopback ports with
+    /// its data directories on tmpfs and the client beside the leader
+    /// (scripts/bench-etcd-cluster writes one). Each
     /// predicted put adds a draw of it; without, the prediction is the
     /// commit alone.
     #[arg(long, value_name = "FILE")]

@@ -17,6 +17,11 @@ use crate::regions::kind_label;
 /// preallocated segments); fio's recipe is the fallback.
 const WAL_MODE: &str = "etcd-wal";
 const SYNC_METRIC: &str = "fdatasync";
+/// A paced fsync run's syncs as each took, without the back-fill of
+/// coordinated-omission correction: a put pays the one sync its entry
+/// rides on, never the ones a stalled fixed-rate sender would have made,
+/// and etcd's own WAL fsync histogram has no back-fill either.
+const SYNC_EACH_METRIC: &str = "fdatasync_each";
 /// The path etcd's peers talk over: members use the nodes' own addresses.
 const NATIVE_PATH: &str = "native";
 
@@ -101,8 +106,9 @@ impl ModelInputs {
     }
 }
 
-/// Per node: the etcd-wal fdatasync histograms merged; fio-etcd's only where
-/// the node has no etcd-wal result.
+/// Per node: the etcd-wal fdatasync histograms merged (each sync as it took
+/// where the run was paced); fio-etcd's only where the node has no etcd-wal
+/// result.
 fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
     let mut per_node: BTreeMap<String, (Option<LatencyHistogram>, Option<LatencyHistogram>)> =
         BTreeMap::new();
@@ -110,7 +116,11 @@ fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
         .results()
         .filter(|(_, r)| r.probe == infraqual_probes::fsync::NAME)
     {
-        let Some(summary) = r.metrics.get(SYNC_METRIC) else {
+        let Some(summary) = r
+            .metrics
+            .get(SYNC_EACH_METRIC)
+            .or_else(|| r.metrics.get(SYNC_METRIC))
+        else {
             continue;
         };
         let Ok(hist) = summary.histogram() else {

@@ -48,9 +48,32 @@ pub fn draw_commit(
     leader.max(scratch[needed - 1])
 }
 
-/// `samples` puts drawn into a histogram: each a commit plus, when etcd's
-/// own request time was measured, one draw of it (it runs before and after
-/// the commit, in series with it).
+/// etcd's `--backend-batch-interval` default (100 ms, etcd 3.4
+/// mvcc/backend `defaultBatchInterval`): the wait between the end of one
+/// backend commit and the start of the next.
+pub const BACKEND_BATCH_INTERVAL_NS: u64 = 100_000_000;
+/// fdatasyncs in one bbolt commit: the dirty pages, then the meta page.
+pub const BACKEND_COMMIT_SYNCS: usize = 2;
+
+/// How long one put's apply waits for the leader's backend commit. The
+/// commit holds the batch transaction's lock while bbolt writes and syncs
+/// (two fdatasyncs on the leader's disk, drawn from its histogram), and the
+/// apply of a put needs that lock: a put whose apply lands at a uniform
+/// moment of the cycle (interval, then commit) waits the rest of the commit
+/// when it lands inside it.
+pub fn draw_backend_stall(leader_sync: &Distribution, rng: &mut SplitMix64) -> u64 {
+    let commit: u64 = (0..BACKEND_COMMIT_SYNCS)
+        .map(|_| leader_sync.values[leader_sync.draw(rng)])
+        .fold(0, u64::saturating_add);
+    let cycle = BACKEND_BATCH_INTERVAL_NS.saturating_add(commit);
+    let at = (rng.next_f64() * cycle as f64) as u64;
+    commit.saturating_sub(at)
+}
+
+/// `samples` puts drawn into a histogram. Without etcd's request time, each
+/// is the commit alone. With it, each is a whole put: the commit, one draw
+/// of the request time (it runs before and after the commit, in series
+/// with it) and the wait for the leader's backend commit at the apply.
 pub fn simulate(
     leader_sync: &Distribution,
     followers: &[FollowerTerms<'_>],
@@ -63,8 +86,10 @@ pub fn simulate(
     let mut hist = LatencyHistogram::new();
     for _ in 0..samples {
         let commit = draw_commit(leader_sync, followers, &mut rng, &mut scratch);
-        let request = request_time.map_or(0, |d| d.values[d.draw(&mut rng)]);
-        hist.record(commit.saturating_add(request));
+        let rest = request_time.map_or(0, |d| {
+            d.values[d.draw(&mut rng)].saturating_add(draw_backend_stall(leader_sync, &mut rng))
+        });
+        hist.record(commit.saturating_add(rest));
     }
     hist
 }

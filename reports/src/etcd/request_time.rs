@@ -1,10 +1,14 @@
 //! etcd's own request time, the part of a put that is neither a disk sync
-//! nor a network round trip: the gateway decoding the request, the proposal
-//! through Raft, the apply to the key-value store and the reply. It is
-//! measured, not assumed: put latencies of a single etcd member whose data
-//! directory is on tmpfs (fdatasync costs microseconds there), with the
-//! client on loopback, as scripts/bench-etcd-cluster records them. The
-//! model adds one draw of it to every commit.
+//! nor a network delay: the gateway decoding the request, the proposal
+//! through Raft, the append and its acknowledgement passing between the
+//! members' processes, the leader's second Ready cycle that learns the
+//! commit, the apply to the key-value store and the reply. It is measured,
+//! not assumed: put latencies of an etcd cluster of the same size whose
+//! members run on loopback ports with their data directories on tmpfs
+//! (fdatasync costs microseconds there), the client beside the leader, as
+//! scripts/bench-etcd-cluster records them. A single member would miss the
+//! messages and the second Ready cycle (its entries commit as they are
+//! appended). The model adds one draw of it to every commit.
 
 use std::path::{Path, PathBuf};
 
@@ -81,7 +85,7 @@ impl RequestTime {
         Ok(RequestTime {
             hist,
             source: format!(
-                "put latency of a single etcd with its data directory on tmpfs, from {}",
+                "put latency of an etcd cluster on loopback with its data on tmpfs, from {}",
                 path.display()
             ),
         })

@@ -198,6 +198,28 @@ fn etcd_wal_mode_is_preferred_and_udp_serves_without_tcp() {
 }
 
 #[test]
+fn a_paced_fsync_is_read_sync_by_sync_without_back_fill() {
+    // A paced run back-fills what a stalled fixed-rate sender would have
+    // synced (fdatasync); a put pays only the sync it rides on, as etcd's
+    // own histogram counts (fdatasync_each).
+    let mut r = constant_run(&[("a", 1), ("b", 1), ("c", 1)], &[("a", "b", 2)]);
+    r.nodes[1]
+        .results
+        .push(rtt_result("b", &[("c", constant(2 * MS))]));
+    r.nodes[0]
+        .results
+        .push(rtt_result("a", &[("c", constant(2 * MS))]));
+    for n in &mut r.nodes {
+        let paced = &mut n.results[0];
+        paced.metric("fdatasync", &constant(40 * MS), "ns").unwrap();
+        paced.metric("fdatasync_each", &constant(MS), "ns").unwrap();
+    }
+    let p = predict(&r, None, &Profile::default(), Options::default()).unwrap();
+    assert!(close(p.best().best_leader().p50_ns, 3), "{:?}", p.best());
+    assert!(p.member_sync.iter().all(|s| close(s.p99_ns, 1)));
+}
+
+#[test]
 fn five_member_placements_are_added_where_there_are_five_nodes() {
     let sync = [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)];
     let mut rtt = Vec::new();
@@ -367,14 +389,38 @@ fn measured_request_time_adds_to_every_commit() {
     )
     .unwrap();
     // The commits of constant_delays_commit_at_leader_sync_or_fastest_follower
-    // (a 6, b 8, c 5 ms), each plus the 2 ms request time.
+    // (a 6, b 8, c 5 ms), each plus the 2 ms request time; b's backend
+    // commit (2 x 2 ms) stalls 4 / 104 of its puts, the 1 % slowest by at
+    // least 4 ms x (1 - 0.01 x 104 / 4).
     let pl = p.best();
     assert!(close(leader(pl, "a").p50_ns, 8), "{pl:?}");
-    assert!(close(leader(pl, "b").p99_ns, 10), "{pl:?}");
+    assert!(close(leader(pl, "b").p50_ns, 10), "{pl:?}");
+    let b99 = leader(pl, "b").p99_ns as f64 / MS as f64;
+    assert!((b99 - 12.96).abs() < 0.3, "{pl:?}");
     assert!(close(leader(pl, "c").p50_ns, 7), "{pl:?}");
     let t = p.request_time.as_ref().unwrap();
     assert_eq!(t.puts, 200);
     assert!(text::render(&p).contains("plus etcd's own request time, one draw per put"));
     let without = predict(&r, None, &Profile::default(), Options::default()).unwrap();
     assert_eq!(without.request_time, None);
+}
+
+#[test]
+fn the_leaders_backend_commit_stalls_a_share_of_the_puts() {
+    use crate::compare::sampler::{Distribution, SplitMix64};
+    // A 10 ms leader sync: each backend commit takes 20 ms, once every
+    // 120 ms, so a sixth of the applies wait, uniformly up to 20 ms.
+    let sync = Distribution::of(&constant(10 * MS)).unwrap();
+    let mut rng = SplitMix64::new(7);
+    let n = 60_000;
+    let waits: Vec<u64> = (0..n)
+        .map(|_| model::draw_backend_stall(&sync, &mut rng))
+        .collect();
+    let stalled = waits.iter().filter(|w| **w > 0).count() as f64 / n as f64;
+    assert!((stalled - 1.0 / 6.0).abs() < 0.01, "{stalled}");
+    // (a recorded 10 ms reads back within the histogram's precision)
+    assert!(waits.iter().all(|w| *w <= 20_100_000));
+    let mean = waits.iter().sum::<u64>() as f64 / n as f64 / MS as f64;
+    // A sixth of the puts wait 10 ms on average.
+    assert!((mean - 10.0 / 6.0).abs() < 0.1, "{mean}");
 }

@@ -27,6 +27,13 @@ pub fn render(p: &Prediction) -> String {
             t.puts,
             t.source
         );
+        let _ = writeln!(
+            out,
+            "plus the wait for the leader's backend commit at the apply ({} fdatasyncs of the \
+             leader's histogram every {} ms, etcd's --backend-batch-interval default)",
+            model::BACKEND_COMMIT_SYNCS,
+            model::BACKEND_BATCH_INTERVAL_NS / 1_000_000
+        );
     }
     let _ = writeln!(
         out,
