@@ -1,7 +1,8 @@
 //! The short version of scripts/bench-fsync-vs-etcd (no root needed): a real
 //! etcd on loopback with its data directory on disk, a few seconds of
-//! `etcdctl check perf`, then the fsync probe in both modes. Checks that the
-//! bench prints both ratios for both modes and leaves no process or
+//! `etcdctl check perf`, then the fsync probe in fio-etcd mode and in
+//! etcd-wal mode without and with etcd's backend. Checks that the bench
+//! prints both ratios for each and etcd's backend commits, and leaves no process or
 //! directory behind, also after a run that was killed or interrupted. How
 //! close the ratios are to 1 is a figure the bench prints, not asserted
 //! here: the machine is shared and noisy.
@@ -92,12 +93,16 @@ fn short_bench_prints_both_ratios_and_sweeps_a_killed_runs_leftovers() {
     assert!(stdout.contains("p99: from its buckets"), "{stdout}");
     assert!(stdout.contains("WAL fsyncs"), "{stdout}");
     assert!(stdout.contains("in bucket "), "{stdout}");
-    for mode in ["fio-etcd", "etcd-wal"] {
+    // etcd's backend commits, and the probe's beside them.
+    assert!(stdout.contains(" backend commits, "), "{stdout}");
+    assert!(stdout.contains("ratio to etcd's commit mean"), "{stdout}");
+    for mode in ["fio-etcd", "etcd-wal-nobackend", "etcd-wal"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("median ratio probe/etcd {mode}: mean ")))
             .unwrap_or_else(|| panic!("no median ratio line for {mode}:\n{stdout}"));
         assert!(line.contains(" p99 "), "{line}");
+        assert!(line.contains(" p99 as etcd "), "{line}");
         let mean: f64 = line
             .split("mean ")
             .nth(1)

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::error::ProbeError;
 use crate::system::dirfd::DirHandle;
 use crate::histogram::LatencyHistogram;
 
+use super::backend;
 use super::guard;
 use super::params::Params;
 use super::recorder::{ns_between, Outcome, Recorder, StopReason};
@@ -136,6 +138,9 @@ pub fn run(
     rec: &mut Recorder,
 ) -> Result<Outcome, ProbeError> {
     let segment_bytes = params.segment_size.0;
+    // Puts the WAL has synced, which etcd then applies to its backend.
+    let applied = AtomicU64::new(0);
+    let applied = &applied;
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Result<PreparedSegment, ProbeError>>(0);
         let pipeline = std::thread::Builder::new()
@@ -147,15 +152,46 @@ pub fn run(
                 probe: super::NAME.into(),
                 message: format!("cannot start the segment thread: {e}"),
             })?;
-        let result = write_segments(params, work, cancel, rec, &rx);
-        // Dropping the receiver stops the pipeline; join it before the work
-        // directory is removed so it cannot create a file afterwards.
+        let (done, finished) = sync_channel::<()>(0);
+        let committer = match params.backend() {
+            Some(interval) => {
+                let entry_bytes = params.block_size.0;
+                Some(
+                    std::thread::Builder::new()
+                        .name("iq-fsync-backend".into())
+                        .spawn_scoped(scope, move || {
+                            backend::run(work, interval, entry_bytes, applied, finished)
+                        })
+                        .map_err(|e| ProbeError::Failed {
+                            probe: super::NAME.into(),
+                            message: format!("cannot start the backend thread: {e}"),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let mut result = write_segments(params, work, cancel, rec, &rx, applied);
+        // Dropping the receiver stops the pipeline and dropping `done` the
+        // backend; join both before the work directory is removed so neither
+        // can create a file afterwards.
         drop(rx);
+        drop(done);
+        let backend = committer.map(|c| {
+            c.join().unwrap_or_else(|_| {
+                Err(ProbeError::Failed {
+                    probe: super::NAME.into(),
+                    message: "the backend thread panicked".into(),
+                })
+            })
+        });
         if pipeline.join().is_err() {
             return Err(ProbeError::Failed {
                 probe: super::NAME.into(),
                 message: "the segment thread panicked".into(),
             });
+        }
+        if let (Ok(outcome), Some(measured)) = (&mut result, backend) {
+            outcome.backend = Some(measured?);
         }
         result
     })
@@ -167,6 +203,7 @@ fn write_segments(
     cancel: &CancelToken,
     rec: &mut Recorder,
     rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
+    applied: &AtomicU64,
 ) -> Result<Outcome, ProbeError> {
     let segment_bytes = params.segment_size.0;
     let block = params.block_size.0 as usize;
@@ -207,6 +244,7 @@ fn write_segments(
             rollover.record(ns_between(started, Instant::now()));
             cuts += 1;
         }
+        applied.fetch_add(batch, Ordering::Release);
     }
     rec.finish();
     Ok(Outcome {
@@ -214,6 +252,7 @@ fn write_segments(
         prealloc,
         segments: cuts + 1,
         rollover: (cuts > 0).then_some(rollover),
+        backend: None,
     })
 }
 

@@ -49,5 +49,6 @@ pub fn run(
         prealloc,
         segments: 1,
         rollover: None,
+        backend: None,
     })
 }

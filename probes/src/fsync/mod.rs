@@ -3,6 +3,7 @@
 //! every write and sync timed, judged against etcd's 10 ms p99 bound, on a
 //! device the result names.
 
+mod backend;
 mod device;
 mod etcd_wal;
 mod fio_etcd;
@@ -261,6 +262,9 @@ fn add_measurements(
     if let Some(rollover) = &outcome.rollover {
         result.metric("rollover", rollover, "ns")?;
     }
+    if let Some(backend) = &outcome.backend {
+        result.metric("backend_commit", &backend.commits, "ns")?;
+    }
     result
         .series
         .insert("per_second_p99_ns".into(), rec.per_second_p99.clone());
@@ -290,6 +294,13 @@ fn add_measurements(
     if params.mode == Mode::EtcdWal {
         result.fact("segments", outcome.segments);
         result.fact("entries_per_sync", params.entries_per_sync);
+        // 0 when the backend was off.
+        let interval = params.backend().map_or(0, |d| d.as_millis() as u64);
+        result.fact("backend_interval_ms", interval);
+        if let Some(backend) = &outcome.backend {
+            result.fact("backend_commits", backend.commits.len());
+            result.fact("backend_pages_written", backend.pages);
+        }
     }
     if outcome.stopped_by == recorder::StopReason::TimeLimit {
         result.warn(format!(

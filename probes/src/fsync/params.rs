@@ -22,6 +22,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(600);
 pub const MAX_RATE_PER_SEC: f64 = 100_000.0;
 pub const MAX_ENTRIES_PER_SYNC: u32 = 10_000;
+/// Longest accepted `backend_interval`.
+pub const MAX_BACKEND_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What pattern of writes and syncs to issue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,12 @@ pub struct Params {
     /// as the community reference and not judged.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fio_reference: bool,
+    /// etcd-wal: how often etcd's backend (bbolt) commits the puts applied
+    /// since the last commit, with two fdatasyncs on the same disk (etcd's
+    /// `--backend-batch-interval`); absent means etcd's 100 ms, 0 turns the
+    /// backend off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_interval: Option<HumanDuration>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -123,6 +131,7 @@ impl Params {
             entries_per_sync: default_entries_per_sync(),
             segment_size: default_segment_size(),
             fio_reference: false,
+            backend_interval: None,
         }
     }
 
@@ -181,6 +190,12 @@ impl Params {
                         "applies to mode etcd-wal only (fio-etcd is the recipe itself)",
                     ));
                 }
+                if self.backend_interval.is_some() {
+                    return Err(ProbeError::invalid(
+                        "backend_interval",
+                        "applies to mode etcd-wal only (fio-etcd writes one file)",
+                    ));
+                }
             }
             Mode::EtcdWal => {
                 if entries == 0 || entries > MAX_ENTRIES_PER_SYNC {
@@ -195,6 +210,14 @@ impl Params {
                         "segment_size",
                         format!("{}: must be 64KiB .. 4GiB", self.segment_size),
                     ));
+                }
+                if let Some(HumanDuration(d)) = self.backend_interval {
+                    if d > MAX_BACKEND_INTERVAL {
+                        return Err(ProbeError::invalid(
+                            "backend_interval",
+                            format!("{}: must be 0 (off) .. 1m", HumanDuration(d)),
+                        ));
+                    }
                 }
                 if u64::from(entries) * block > segment {
                     return Err(ProbeError::invalid(
@@ -216,6 +239,20 @@ impl Params {
         self.size.0 / self.block_size.0.max(1)
     }
 
+    /// etcd-wal: the backend's commit interval, None when it is off.
+    pub fn backend(&self) -> Option<Duration> {
+        match self.mode {
+            Mode::FioEtcd => None,
+            Mode::EtcdWal => {
+                let d = self
+                    .backend_interval
+                    .map(|d| d.0)
+                    .unwrap_or(super::backend::ETCD_BACKEND_BATCH_INTERVAL);
+                (!d.is_zero()).then_some(d)
+            }
+        }
+    }
+
     /// The wall-time bound: `duration`, else the default limit.
     pub fn time_limit(&self) -> Duration {
         self.duration.map(|d| d.0).unwrap_or(DEFAULT_TIME_LIMIT)
@@ -231,6 +268,16 @@ impl Params {
                 let segment = self.segment_size.0.max(1);
                 // Every segment written, plus the one prepared ahead.
                 let wal = (self.size.0.div_ceil(segment) + 1) * segment;
+                // The backend holds every entry once; each commit (at most
+                // one per entry) adds a partial leaf and the pages every
+                // commit rewrites; the file grows in 16 MiB steps.
+                let per_commit = (super::backend::PAGES_PER_COMMIT_BESIDES_LEAVES + 1)
+                    * super::backend::BBOLT_PAGE_BYTES;
+                let backend = match self.backend() {
+                    Some(_) => self.size.0 + self.blocks() * per_commit + (16 << 20),
+                    None => 0,
+                };
+                let wal = wal + backend;
                 if self.fio_reference {
                     wal.max(recipe)
                 } else {
@@ -271,7 +318,10 @@ mod tests {
         assert_eq!(p.mode, Mode::EtcdWal);
         assert_eq!(p.time_limit(), Duration::from_secs(5));
         p.validate().unwrap();
-        assert_eq!(p.bytes_needed(), 2 << 20);
+        // Two 1 MiB segments; the backend (on at etcd's 100 ms): the entries,
+        // four pages per entry at most, one 16 MiB growth step.
+        assert_eq!(p.bytes_needed(), (2 << 20) + (1 << 20) + 256 * 4 * 4096 + (16 << 20));
+        assert_eq!(p.backend(), Some(Duration::from_millis(100)));
         assert!(
             !serde_json::to_value(&p).unwrap().as_object().unwrap().contains_key("fio_reference"),
             "absent unless asked, so earlier results read the same"
@@ -310,6 +360,17 @@ mod tests {
         );
         assert_eq!(name_of(&|p| p.entries_per_sync = 8), "entries_per_sync");
         assert_eq!(name_of(&|p| p.fio_reference = true), "fio_reference");
+        assert_eq!(
+            name_of(&|p| p.backend_interval = Some(HumanDuration(Duration::ZERO))),
+            "backend_interval"
+        );
+        assert_eq!(
+            name_of(&|p| {
+                p.mode = Mode::EtcdWal;
+                p.backend_interval = Some(HumanDuration(Duration::from_secs(3600)));
+            }),
+            "backend_interval"
+        );
         assert_eq!(
             name_of(&|p| {
                 p.mode = Mode::EtcdWal;

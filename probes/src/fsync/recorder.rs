@@ -45,6 +45,8 @@ pub struct Outcome {
     /// etcd-wal: each segment cut (truncate, sync, take the prepared next
     /// segment, rename, sync the directory).
     pub rollover: Option<LatencyHistogram>,
+    /// etcd-wal with the backend on: its commits.
+    pub backend: Option<super::backend::Measured>,
 }
 
 /// A steady schedule: op i is due at start + i x interval. A late op is sent

@@ -33,6 +33,7 @@ pub fn recipe_params(params: &Params) -> Params {
         entries_per_sync: 1,
         segment_size: ByteSize(ETCD_SEGMENT_BYTES),
         fio_reference: false,
+        backend_interval: None,
         ..params.clone()
     }
 }

@@ -19,6 +19,8 @@ const SUMMED: &[&str] = &[
     "measured_ms",
     "paced_late_ops",
     "segments",
+    "backend_commits",
+    "backend_pages_written",
 ];
 
 pub fn merge(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult, ProbeError> {

@@ -276,3 +276,47 @@ fn without_fio_reference_there_is_no_recipe_figure() {
     assert!(!r.facts.contains_key(reference::FACT));
     assert!(!r.params.contains_key("fio_reference"));
 }
+
+#[test]
+fn etcd_wal_mode_commits_the_backend_beside_the_wal_and_records_it_apart() {
+    let dir = disk_dir();
+    // 400 syncs/s for 0.6 s with a commit every 50 ms: about 12 commits of
+    // about 20 puts each.
+    let p = Params {
+        mode: Mode::EtcdWal,
+        size: ByteSize(10_000 * 2300),
+        rate: Some(400.0),
+        duration: Some(HumanDuration(Duration::from_millis(600))),
+        backend_interval: Some(HumanDuration(Duration::from_millis(50))),
+        ..Params::for_dir(dir.path())
+    };
+    let r = run(&p, &ProbeContext::local()).unwrap();
+    assert!(entries(dir.path()).is_empty(), "backend file left behind");
+    let commits = r.metrics["backend_commit"].count;
+    assert!(commits >= 1, "{commits}");
+    assert_eq!(r.facts["backend_commits"], commits);
+    assert_eq!(r.facts["backend_interval_ms"], 50);
+    // Every commit writes at least one leaf and the three pages it rewrites.
+    assert!(r.facts["backend_pages_written"].as_u64().unwrap() >= 4 * commits);
+    // The WAL's own figure stays the WAL's: one sample per WAL sync.
+    assert_eq!(
+        r.metrics["fdatasync_each"].count,
+        r.facts["syncs"].as_u64().unwrap()
+    );
+    assert_eq!(r.params["backend_interval"], "50ms");
+}
+
+#[test]
+fn a_zero_backend_interval_turns_the_backend_off() {
+    let dir = disk_dir();
+    let p = Params {
+        mode: Mode::EtcdWal,
+        size: ByteSize(50 * 2300),
+        backend_interval: Some(HumanDuration(Duration::ZERO)),
+        ..Params::for_dir(dir.path())
+    };
+    let r = run(&p, &ProbeContext::local()).unwrap();
+    assert!(!r.metrics.contains_key("backend_commit"));
+    assert_eq!(r.facts["backend_interval_ms"], 0);
+    assert!(!r.facts.contains_key("backend_commits"));
+}

@@ -145,14 +145,16 @@ fn fsync_rounds_sum_their_counts_and_judge_the_merged_p99() {
         1000,
         &[200_000; 1000],
         json!({"syncs": 1000, "writes": 1000, "measured_ms": 1000, "syncs_per_sec": 1000.0,
-               "device": "sda", "free_bytes_before": 500}),
+               "device": "sda", "free_bytes_before": 500, "backend_commits": 10,
+               "backend_pages_written": 40}),
     );
     let slow = round_of(
         crate::fsync::NAME,
         1000,
         &[8_000_000; 100],
         json!({"syncs": 100, "writes": 100, "measured_ms": 1000, "syncs_per_sec": 100.0,
-               "device": "sda", "free_bytes_before": 400}),
+               "device": "sda", "free_bytes_before": 400, "backend_commits": 9,
+               "backend_pages_written": 36}),
     );
     let merged = crate::fsync::NAME
         .descriptor()
@@ -161,6 +163,8 @@ fn fsync_rounds_sum_their_counts_and_judge_the_merged_p99() {
     assert_eq!(merged.facts["syncs"], 1100);
     assert_eq!(merged.facts["writes"], 1100);
     assert_eq!(merged.facts["measured_ms"], 2000);
+    assert_eq!(merged.facts["backend_commits"], 19);
+    assert_eq!(merged.facts["backend_pages_written"], 76);
     assert_eq!(merged.facts["syncs_per_sec"], 550.0);
     assert_eq!(merged.facts["device"], "sda");
     assert_eq!(merged.facts["free_bytes_before"], 500);
