@@ -3,7 +3,7 @@
 //!
 //! Unsafe code is denied except in the files that allow it at their top
 //! (signal handlers, lab processes, the delay line's TUN device, a soak
-//! bundle's flock and free-space check), every
+//! bundle's flock), every
 //! block with its SAFETY argument.
 
 #![deny(unsafe_code)]

@@ -138,15 +138,22 @@ impl Spacing {
                 return true;
             }
             let left = due - now;
-            progress.step(format!(
-                "waiting {} for {label} (rounds spread over {})",
-                HumanDuration(Duration::from_secs(left.as_secs_f64().ceil() as u64)),
-                HumanDuration(over)
-            ));
+            progress.step(waiting_message(left, label, over));
             std::thread::sleep(left.min(WAIT_SLICE));
         }
     }
 }
 
-/// How often a wait looks at Ctrl-C and updates the time left.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// How often a wait between rounds looks at Ctrl-C and updates the time
+/// left (here and in the coordinator).
+pub const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// What a wait for a spread round shows: `waiting 12s for fsync round 3/5
+/// (rounds spread over 1m)`.
+pub fn waiting_message(left: Duration, label: &str, over: Duration) -> String {
+    format!(
+        "waiting {} for {label} (rounds spread over {})",
+        HumanDuration(Duration::from_secs(left.as_secs_f64().ceil() as u64)),
+        HumanDuration(over)
+    )
+}

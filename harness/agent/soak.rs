@@ -19,7 +19,9 @@ use serde_json::Value;
 use super::jobs::{Jobs, StartError};
 use crate::api::{JobRequest, JobState, SoakPeer, SoakRequest, SoakStatus};
 use crate::soak::hlog::{self, IntervalFacts};
-use crate::soak::{collect, continuation_stamp, epoch_seconds, paced_steps, Peer, Schedule};
+use crate::soak::{
+    collect, continuation_stamp, epoch_seconds, paced_steps, round3, Peer, Schedule,
+};
 
 /// Slack past `for` before the soak's hard deadline cancels it.
 const DEADLINE_SLACK: Duration = Duration::from_secs(60);
@@ -370,8 +372,4 @@ pub enum PollError {
     Unknown,
     #[error("from: the agent holds the log from byte {base} to {end}")]
     Offset { base: u64, end: u64 },
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }

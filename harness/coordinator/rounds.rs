@@ -25,12 +25,10 @@ use super::client::AgentClient;
 use super::collector::Event;
 use super::plan::{Locator, Plan, PlanError};
 use super::Orchestra;
-use crate::rounds::RoundsOf;
+use crate::rounds::{step_label, waiting_message, RoundsOf, WAIT_SLICE};
 
 const KEY: &str = "rounds";
 const OVER_KEY: &str = "rounds_over";
-/// How often a wait between rounds looks at Ctrl-C and the time left.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// A `rounds` value: a whole number from 1 to the maximum.
 pub(super) fn rounds_value(
@@ -360,11 +358,10 @@ impl Orchestra {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
             });
-            bar.set_message(format!(
-                "waiting {} for {} (rounds spread over {})",
-                HumanDuration(Duration::from_secs(left.as_secs_f64().ceil() as u64)),
-                crate::rounds::step_label(probe, round, rounds),
-                HumanDuration(over)
+            bar.set_message(waiting_message(
+                left,
+                &step_label(probe, round, rounds),
+                over,
             ));
             tokio::time::sleep(left.min(WAIT_SLICE)).await;
         };

@@ -6,13 +6,11 @@
 //! failing hours in. The agents keep nothing on disk but the fsync slice's
 //! WAL files, removed after each slice; what they hold in memory is the
 //! log nobody fetched yet, which ends with the lease.
-#![allow(unsafe_code)]
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use infraqual_probes::system::dirfd::DirHandle;
 
 use super::plan::Plan;
 use super::soak_plan::SoakPlan;
@@ -104,16 +102,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
     } else {
         existing
     };
-    let c_path = CString::new(existing.as_os_str().as_bytes()).ok()?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a NUL-terminated path and a buffer statvfs fills on success.
-    let ok = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } == 0;
-    if !ok {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled the buffer.
-    let stat = unsafe { stat.assume_init() };
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    DirHandle::open(existing).ok()?.free_bytes().ok()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use infraqual_probes::ProbeResult;
 use serde_json::json;
 
 use super::hlog::LogContents;
+use super::round3;
 
 /// Intervals follow each other within milliseconds; a second's hole is an
 /// interruption.
@@ -65,10 +66,6 @@ pub fn annotate(r: &mut ProbeResult, gaps: &[Gap]) {
 
 fn whole(seconds: f64) -> HumanDuration {
     HumanDuration(Duration::from_secs(seconds.max(0.0).round() as u64))
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

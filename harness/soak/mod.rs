@@ -408,7 +408,8 @@ pub fn collect(
     }
 }
 
-fn round3(v: f64) -> f64 {
+/// Three decimals, as the soak's facts are written.
+pub(crate) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 

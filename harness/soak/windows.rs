@@ -13,6 +13,7 @@ use infraqual_probes::{LatencyHistogram, ProbeName, ProbeResult, Profile};
 use serde_json::json;
 
 use super::hlog::LogContents;
+use super::round3;
 
 /// Per-interval facts kept for the timelines, as `<probe>.<fact>`.
 pub const TIMELINE_FACTS: &[&str] = &["steal.steal_pct", "steal.lost_pct", "steal.throttled_pct"];
@@ -230,10 +231,6 @@ fn overall_value(
         return 0.0;
     }
     windows.iter().map(|w| w.1 * w.2).sum::<f64>() / weight
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
