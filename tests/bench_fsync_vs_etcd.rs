@@ -1,7 +1,7 @@
 //! The short version of scripts/bench-fsync-vs-etcd (no root needed): a real
 //! etcd on loopback with its data directory on disk, a few seconds of
-//! `etcdctl check perf`, then the fsync probe in fio-etcd mode and in
-//! etcd-wal mode without and with etcd's backend. Checks that the bench
+//! `etcdctl check perf` in two slices, each followed by the fsync probe in
+//! fio-etcd mode and in etcd-wal mode without and with etcd's backend. Checks that the bench
 //! prints both ratios for each and etcd's backend commits, and leaves no process or
 //! directory behind, also after a run that was killed or interrupted. How
 //! close the ratios are to 1 is a figure the bench prints, not asserted
@@ -31,7 +31,7 @@ fn disk_dir(name: &str) -> tempfile::TempDir {
 fn short_bench(dir: &Path) -> Command {
     let mut cmd = Command::new(script());
     cmd.args(["--dir", dir.to_str().unwrap()])
-        .args(["--rounds", "1", "--load-seconds", "3"])
+        .args(["--rounds", "1", "--slices", "2", "--load-seconds", "3"])
         .args(["--probe-seconds", "2", "--size", "1MiB"])
         .env("INFRAQUAL_BIN", env!("CARGO_BIN_EXE_infraqual"));
     cmd
@@ -150,7 +150,7 @@ fn interrupted_bench_stops_etcd_and_removes_its_directory() {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.join("check-perf-1.txt").is_file());
+            .find(|p| p.join("check-perf-1-1.txt").is_file());
         if let Some(work) = found {
             break work;
         }

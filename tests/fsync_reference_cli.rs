@@ -89,3 +89,46 @@ fn fio_reference_beside_the_recipe_itself_is_refused() {
     ]);
     assert_one_line_error(&r, "fio_reference");
 }
+
+/// `qualify` judges etcd's WAL paced at etcd's rate, with the recipe beside
+/// it; `--fsync-mode fio-etcd` judges the recipe alone.
+#[test]
+fn qualify_judges_the_paced_wal_with_the_recipe_beside_it() {
+    let dir = disk_dir();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = common::qualify_fsync_bundle(dir.path(), out.path(), &[]);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap();
+    let fsync = common::probe_result(&record["nodes"][0], "fsync");
+    assert_eq!(fsync["facts"]["mode"], "etcd-wal");
+    assert_eq!(fsync["params"]["rate"], 150.0);
+    assert_eq!(fsync["params"]["fio_reference"], true);
+    assert!(
+        fsync["metrics"]["fdatasync_each"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        fsync["metrics"]["backend_commit"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(fsync["facts"]["fio_recipe"]["p99_ns"].as_u64().is_some());
+    let plan = std::fs::read_to_string(bundle.join("plan.toml")).unwrap();
+    assert!(plan.contains("mode = \"etcd-wal\""), "{plan}");
+
+    let out = tempfile::tempdir().unwrap();
+    let bundle =
+        common::qualify_fsync_bundle(dir.path(), out.path(), &["--fsync-mode", "fio-etcd"]);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("run.json")).unwrap()).unwrap();
+    let fsync = common::probe_result(&record["nodes"][0], "fsync");
+    assert_eq!(fsync["facts"]["mode"], "fio-etcd");
+    assert!(fsync["facts"].get("fio_recipe").is_none());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+
+    let r = run(&["qualify", "--fsync-mode", "fast", "--probes", "fsync"]);
+    assert_one_line_error(&r, "--fsync-mode");
+}

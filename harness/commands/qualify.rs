@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use infraqual_probes::privilege;
 use infraqual_probes::probe::QualifyOptions;
+use infraqual_probes::{fsync, privilege};
 use infraqual_probes::{
     registry, ProbeContext, ProbeDescriptor, ProbeError, ProbeName, ProbeResult, Verdict,
 };
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::commands::local_run::LocalRunArgs;
 use crate::exit::Outcome;
+use crate::probe_args::fsync::ModeArg;
 use crate::probe_args::load_profile;
 use crate::progress::StepProgress;
 use crate::rounds::{
@@ -34,6 +35,11 @@ pub struct QualifyArgs {
     /// Directory for the fsync probe's files (the disk to qualify).
     #[arg(long, value_name = "PATH")]
     pub dir: Option<PathBuf>,
+    /// The fsync probe's judged mode: etcd-wal (etcd's WAL and backend at
+    /// 150 syncs/s, fio's recipe run beside it as the reference) or
+    /// fio-etcd (the recipe alone, back to back).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ModeArg::from(fsync::QUALIFY_MODE))]
+    pub fsync_mode: ModeArg,
     /// Comma-separated probes to run (default: all available).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_probe)]
     pub probes: Option<Vec<ProbeName>>,
@@ -159,6 +165,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
     let opts = QualifyOptions {
         quick: args.quick,
         dir: &disk.path,
+        fsync_mode: Some(args.fsync_mode.into()),
     };
     let steps: Vec<(ProbeName, Step)> = probes
         .iter()
@@ -370,7 +377,11 @@ mod tests {
     fn every_probe_qualify_runs_writes_into_plan_toml() {
         let dir = std::path::Path::new("/var/lib/etcd-test");
         for quick in [false, true] {
-            let opts = QualifyOptions { quick, dir };
+            let opts = QualifyOptions {
+                quick,
+                dir,
+                fsync_mode: None,
+            };
             for probe in registry::all().iter().filter(|d| !d.pairwise) {
                 let params = without_nulls(&probe.qualify_params(&opts));
                 let text =

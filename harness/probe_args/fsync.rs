@@ -59,6 +59,15 @@ pub enum ModeArg {
     EtcdWal,
 }
 
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::FioEtcd => Mode::FioEtcd,
+            ModeArg::EtcdWal => Mode::EtcdWal,
+        }
+    }
+}
+
 impl From<Mode> for ModeArg {
     fn from(m: Mode) -> ModeArg {
         match m {
@@ -89,10 +98,7 @@ impl ProbeArgs for FsyncArgs {
             dir: self.dir.clone(),
             size: self.size,
             block_size: self.block_size,
-            mode: match self.mode {
-                ModeArg::FioEtcd => Mode::FioEtcd,
-                ModeArg::EtcdWal => Mode::EtcdWal,
-            },
+            mode: self.mode.into(),
             rate: self.rate,
             duration: self.duration,
             allow_volatile: self.allow_volatile,

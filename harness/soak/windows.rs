@@ -209,6 +209,9 @@ fn judge(
 
 /// A latency check's overall value is its percentile of the merged
 /// histogram; any other (steal %) the time-weighted mean of its windows.
+/// Where a probe records the metric's `_each` twin (a paced run: every
+/// operation as it took, without back-fill), the twin is what its own
+/// verdict judged, so the overall value reads it too.
 fn overall_value(
     check: &str,
     probe: ProbeName,
@@ -217,8 +220,11 @@ fn overall_value(
 ) -> f64 {
     let parts: Vec<&str> = check.split('.').collect();
     if let [_, metric, quantile] = parts[..] {
+        let judged = merged
+            .get(&(probe, format!("{metric}_each")))
+            .or_else(|| merged.get(&(probe, metric.to_string())));
         if let (Some(hist), Some(q)) = (
-            merged.get(&(probe, metric.to_string())),
+            judged,
             quantile
                 .strip_prefix('p')
                 .and_then(|d| format!("0.{d}").parse::<f64>().ok()),
@@ -304,6 +310,34 @@ mod tests {
             10_800.0
         );
         assert_eq!(fsync.series["interval_p99_ns/fdatasync"].len(), 24);
+    }
+
+    #[test]
+    fn a_paced_slices_overall_verdict_reads_each_sync_as_it_took() {
+        // The back-filled `fdatasync` of a stalled paced slice is slow in
+        // every window; each sync as it took (`fdatasync_each`, what the
+        // slices' own verdicts judged) is not.
+        let mut log = day();
+        for i in &mut log.intervals {
+            let mut each = LatencyHistogram::new();
+            for _ in 0..100 {
+                each.record(1_000_000);
+            }
+            let back_filled = std::mem::replace(&mut i.series[0].1, LatencyHistogram::new());
+            let mut slow = back_filled;
+            for _ in 0..10 {
+                slow.record(30_000_000);
+            }
+            i.series[0].1 = slow;
+            i.series.push(("fsync/fdatasync_each".into(), each));
+        }
+        let fsync = fsync_result(&log);
+        let overall = fsync
+            .verdicts
+            .iter()
+            .find(|v| v.check == "fsync.fdatasync.p99")
+            .unwrap();
+        assert!(overall.observed.unwrap() < 1_100_000.0, "{overall:?}");
     }
 
     #[test]

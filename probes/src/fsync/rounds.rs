@@ -1,6 +1,7 @@
 //! Several fsync rounds as one result: the histograms added, the counts
 //! summed, syncs per second over all the rounds' measured time, and the
-//! p99 verdict judged on the merged histogram.
+//! p99 verdict judged on the merged histogram (each sync as it took, where
+//! paced).
 
 use serde_json::{Map, Value};
 
@@ -51,7 +52,11 @@ pub fn merge(rounds: Vec<ProbeResult>, profile: &Profile) -> Result<ProbeResult,
         derived.insert("free_bytes_before".into(), free);
     }
     merged.facts.extend(derived);
-    let p99 = merged.metrics.get("fdatasync").map_or(0, |m| m.p99);
+    let p99 = merged
+        .metrics
+        .get(super::JUDGED_PACED_METRIC)
+        .or_else(|| merged.metrics.get("fdatasync"))
+        .map_or(0, |m| m.p99);
     let paced = merged.params.get("rate").is_some_and(|r| !r.is_null());
     judge(&mut merged, profile, p99, syncs_per_sec, paced);
     Ok(merged)

@@ -245,14 +245,16 @@ fn fio_reference_records_the_recipe_beside_the_judged_wal_figure() {
     };
     let r = run(&p, &ProbeContext::local()).unwrap();
     assert!(entries(dir.path()).is_empty(), "files left behind");
-    // The judged figure is the WAL's; the recipe is recorded, not judged.
+    // The judged figure is the WAL's, each sync as it took (paced, as
+    // etcd's histogram counts); the recipe is recorded, not judged.
     assert_eq!(r.facts["mode"], "etcd-wal");
     assert_eq!(r.verdicts.len(), 1);
     assert_eq!(r.verdicts[0].check, CHECK);
     assert_eq!(
         r.verdicts[0].observed,
-        Some(r.metrics["fdatasync"].p99 as f64)
+        Some(r.metrics[JUDGED_PACED_METRIC].p99 as f64)
     );
+    assert!(r.verdicts[0].note.contains("each sync as it took"), "{}", r.verdicts[0].note);
     let recipe = &r.metrics[reference::METRIC];
     assert_eq!(recipe.count, 300, "one sync per 2300-byte write of the same size");
     let fact = &r.facts[reference::FACT];
