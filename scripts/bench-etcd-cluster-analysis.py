@@ -172,7 +172,7 @@ else:
 
 rt = p.get("request_time")
 if rt:
-    print(f"  etcd request time (3 members on loopback, tmpfs, {rt['puts']} puts): "
+    print(f"  etcd request time (3 members placed as these, tmpfs, less the quorum round trip, {rt['puts']} puts): "
           f"p50 {ms(rt['p50_ns']):.2f} ms p99 {ms(rt['p99_ns']):.2f} ms")
 sync = {s["node"]: s for s in p["member_sync"]}
 for n in names:

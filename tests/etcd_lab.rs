@@ -125,9 +125,10 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         stdout.contains("etcd_disk_wal_fsync_duration_seconds"),
         "{stdout}"
     );
-    // The model was given etcd's own request time, measured on tmpfs.
+    // The model was given etcd's own request time, measured on tmpfs by
+    // a cluster placed as the real one.
     assert!(
-        stdout.contains("etcd request time (3 members on loopback, tmpfs"),
+        stdout.contains("etcd request time (3 members placed as these, tmpfs"),
         "{stdout}"
     );
     // The fsync probe ran at each member's own sync rate and entry size,

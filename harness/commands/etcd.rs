@@ -29,11 +29,12 @@ pub struct EtcdArgs {
     #[arg(long, value_name = "N", default_value_t = etcd::DEFAULT_SEED)]
     pub seed: u64,
     /// etcd's own request time, measured: put latencies in nanoseconds, one
-    /// per line, of an etcd cluster of the same size on loopback ports with
-    /// its data directories on tmpfs and the client beside the leader
-    /// (scripts/bench-etcd-cluster writes one). Each
-    /// predicted put adds a draw of it; without, the prediction is the
-    /// commit alone.
+    /// per line, of an etcd cluster of the same size with its data
+    /// directories on tmpfs and the client beside the leader, less the
+    /// quorum's round trip (scripts/bench-etcd-cluster writes one, the
+    /// cluster placed as the real one). Each predicted put adds a draw of
+    /// it and the wait for the leader's backend commit; without, the
+    /// prediction is the commit alone.
     #[arg(long, value_name = "FILE")]
     pub request_time: Option<PathBuf>,
     /// Print the prediction as JSON instead of text.

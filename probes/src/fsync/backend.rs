@@ -16,8 +16,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::ProbeError;
@@ -48,6 +48,31 @@ pub struct Measured {
     /// fdatasync, as etcd's `etcd_disk_backend_commit_duration_seconds`.
     pub commits: LatencyHistogram,
     pub pages: u64,
+    /// Each synced batch's wait to be applied: from the end of its WAL
+    /// fdatasync until the batch lock was free. etcd applies a committed put
+    /// under the backend's batch lock, which a commit holds while bbolt
+    /// writes and syncs, so this is the wait a put's apply sees. On a disk
+    /// that serves one sync at a time it is shorter than the commit: the
+    /// part of a commit queued behind the batch's own WAL sync is over by
+    /// the time the batch is ready to apply.
+    pub apply_waits: LatencyHistogram,
+}
+
+/// The backend's batch: puts applied and not yet committed, behind the lock
+/// a commit holds (etcd's batchTx lock).
+#[derive(Debug, Default)]
+pub struct Batch {
+    applied: Mutex<u64>,
+}
+
+impl Batch {
+    /// Applies `puts` the WAL synced at `synced`, waiting for a commit in
+    /// progress; returns how long the apply waited.
+    pub fn apply(&self, puts: u64, synced: Instant) -> u64 {
+        let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        *applied += puts;
+        ns_between(synced, Instant::now())
+    }
 }
 
 /// Leaf pages the `puts` of one batch fill, plus the pages every commit
@@ -56,13 +81,14 @@ pub fn pages_for(puts: u64, entry_bytes: u64) -> u64 {
     (puts * entry_bytes).div_ceil(BBOLT_PAGE_BYTES) + PAGES_PER_COMMIT_BESIDES_LEAVES
 }
 
-/// Commits every `interval` the puts `applied` counts since the last
-/// commit, until the WAL writer drops its end of `done`.
+/// Commits every `interval` the puts applied to `batch` since the last
+/// commit, holding its lock while it writes and syncs, until the WAL writer
+/// drops its end of `done`.
 pub fn run(
     work: &DirHandle,
     interval: Duration,
     entry_bytes: u64,
-    applied: &AtomicU64,
+    batch: &Batch,
     done: Receiver<()>,
 ) -> Result<Measured, ProbeError> {
     let path = work.path().join(FILE_NAME);
@@ -78,6 +104,7 @@ pub fn run(
     let mut measured = Measured {
         commits: LatencyHistogram::new(),
         pages: 0,
+        apply_waits: LatencyHistogram::new(),
     };
     let mut committed = 0u64;
     let mut next = Instant::now() + interval;
@@ -89,17 +116,18 @@ pub fn run(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(measured),
         }
         next += interval;
-        let now_applied = applied.load(Ordering::Acquire);
-        let puts = now_applied - committed;
+        let applied = batch.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let puts = *applied - committed;
         // etcd commits only when the batch holds something.
         if puts == 0 {
             continue;
         }
-        committed = now_applied;
+        committed = *applied;
         let pages = pages_for(puts, entry_bytes);
         let started = Instant::now();
         db.commit(pages, &page)?;
         measured.commits.record(ns_between(started, Instant::now()));
+        drop(applied);
         measured.pages += pages;
     }
 }
@@ -161,13 +189,13 @@ mod tests {
     fn commits_only_what_was_applied_and_stops_with_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let work = DirHandle::open(dir.path()).unwrap();
-        let applied = AtomicU64::new(0);
+        let batch = Batch::default();
         let (tx, rx) = sync_channel::<()>(0);
         let measured = std::thread::scope(|s| {
-            let backend = s.spawn(|| run(&work, Duration::from_millis(5), 2767, &applied, rx));
+            let backend = s.spawn(|| run(&work, Duration::from_millis(5), 2767, &batch, rx));
             // Nothing applied: no commit.
             std::thread::sleep(Duration::from_millis(30));
-            applied.store(15, Ordering::Release);
+            batch.apply(15, Instant::now());
             std::thread::sleep(Duration::from_millis(30));
             drop(tx);
             backend.join().unwrap().unwrap()
@@ -176,5 +204,20 @@ mod tests {
         assert_eq!(measured.pages, 14);
         let len = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
         assert_eq!(len, GROW_BYTES, "grown in bbolt's 16 MiB steps");
+    }
+
+    #[test]
+    fn an_apply_waits_for_the_commit_holding_the_batch() {
+        let batch = Batch::default();
+        let held = batch.applied.lock().unwrap();
+        std::thread::scope(|s| {
+            let apply = s.spawn(|| batch.apply(1, Instant::now()));
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            let waited = apply.join().unwrap();
+            assert!(waited >= 45_000_000, "{waited}");
+        });
+        assert!(batch.apply(1, Instant::now()) < 45_000_000);
+        assert_eq!(*batch.applied.lock().unwrap(), 2);
     }
 }

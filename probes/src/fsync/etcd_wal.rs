@@ -8,8 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, sync_channel, Sender};
 use std::time::Instant;
 
 use crate::context::CancelToken;
@@ -139,8 +138,8 @@ pub fn run(
 ) -> Result<Outcome, ProbeError> {
     let segment_bytes = params.segment_size.0;
     // Puts the WAL has synced, which etcd then applies to its backend.
-    let applied = AtomicU64::new(0);
-    let applied = &applied;
+    let batch = backend::Batch::default();
+    let batch = &batch;
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Result<PreparedSegment, ProbeError>>(0);
         let pipeline = std::thread::Builder::new()
@@ -153,28 +152,44 @@ pub fn run(
                 message: format!("cannot start the segment thread: {e}"),
             })?;
         let (done, finished) = sync_channel::<()>(0);
-        let committer = match params.backend() {
+        // As etcd, the apply runs beside the WAL: a put whose apply waits
+        // for a backend commit does not hold up the next sync.
+        let (synced, to_apply) = channel::<(u64, Instant)>();
+        let spawn_failed = |what: &str, e: std::io::Error| ProbeError::Failed {
+            probe: super::NAME.into(),
+            message: format!("cannot start the {what} thread: {e}"),
+        };
+        let (committer, applier) = match params.backend() {
             Some(interval) => {
                 let entry_bytes = params.block_size.0;
-                Some(
-                    std::thread::Builder::new()
-                        .name("iq-fsync-backend".into())
-                        .spawn_scoped(scope, move || {
-                            backend::run(work, interval, entry_bytes, applied, finished)
-                        })
-                        .map_err(|e| ProbeError::Failed {
-                            probe: super::NAME.into(),
-                            message: format!("cannot start the backend thread: {e}"),
-                        })?,
-                )
+                let committer = std::thread::Builder::new()
+                    .name("iq-fsync-backend".into())
+                    .spawn_scoped(scope, move || {
+                        backend::run(work, interval, entry_bytes, batch, finished)
+                    })
+                    .map_err(|e| spawn_failed("backend", e))?;
+                let applier = std::thread::Builder::new()
+                    .name("iq-fsync-apply".into())
+                    .spawn_scoped(scope, move || {
+                        let mut waits = LatencyHistogram::new();
+                        for (puts, at) in to_apply {
+                            waits.record(batch.apply(puts, at));
+                        }
+                        waits
+                    })
+                    .map_err(|e| spawn_failed("apply", e))?;
+                (Some(committer), Some(applier))
             }
-            None => None,
+            None => (None, None),
         };
-        let mut result = write_segments(params, work, cancel, rec, &rx, applied);
-        // Dropping the receiver stops the pipeline and dropping `done` the
-        // backend; join both before the work directory is removed so neither
-        // can create a file afterwards.
+        let apply = applier.is_some().then_some(&synced);
+        let mut result = write_segments(params, work, cancel, rec, &rx, apply);
+        // Dropping the receiver stops the pipeline, dropping `synced` the
+        // applier and `done` the backend; join them before the work
+        // directory is removed so none can create a file afterwards.
         drop(rx);
+        drop(synced);
+        let apply_waits = applier.map(|a| a.join());
         drop(done);
         let backend = committer.map(|c| {
             c.join().unwrap_or_else(|_| {
@@ -191,7 +206,17 @@ pub fn run(
             });
         }
         if let (Ok(outcome), Some(measured)) = (&mut result, backend) {
-            outcome.backend = Some(measured?);
+            let mut measured = measured?;
+            measured.apply_waits = match apply_waits {
+                Some(Ok(waits)) => waits,
+                _ => {
+                    return Err(ProbeError::Failed {
+                        probe: super::NAME.into(),
+                        message: "the apply thread panicked".into(),
+                    })
+                }
+            };
+            outcome.backend = Some(measured);
         }
         result
     })
@@ -203,7 +228,7 @@ fn write_segments(
     cancel: &CancelToken,
     rec: &mut Recorder,
     rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
-    applied: &AtomicU64,
+    apply: Option<&Sender<(u64, Instant)>>,
 ) -> Result<Outcome, ProbeError> {
     let segment_bytes = params.segment_size.0;
     let block = params.block_size.0 as usize;
@@ -231,20 +256,26 @@ fn write_segments(
         pw.flush(&mut tail.file, &tail.path, rec)?;
         entries_left -= batch;
         index += batch;
-        if pw.file_offset < segment_bytes {
+        let synced = if pw.file_offset < segment_bytes {
             let t1 = Instant::now();
             tail.file
                 .sync_data()
                 .map_err(|e| ProbeError::io(&tail.path, e))?;
             let t2 = Instant::now();
             rec.record_sync(ns_between(t1, t2), t2);
+            t2
         } else {
             let started = Instant::now();
             tail = cut(tail, &mut pw, work, index, rx, rec)?;
-            rollover.record(ns_between(started, Instant::now()));
+            let ended = Instant::now();
+            rollover.record(ns_between(started, ended));
             cuts += 1;
+            ended
+        };
+        if let Some(apply) = apply {
+            // The applier ends only after this writer: a send cannot fail.
+            let _ = apply.send((batch, synced));
         }
-        applied.fetch_add(batch, Ordering::Release);
     }
     rec.finish();
     Ok(Outcome {

@@ -22,6 +22,9 @@ const SYNC_METRIC: &str = "fdatasync";
 /// rides on, never the ones a stalled fixed-rate sender would have made,
 /// and etcd's own WAL fsync histogram has no back-fill either.
 const SYNC_EACH_METRIC: &str = "fdatasync_each";
+/// The etcd-wal mode's bbolt-style commits, every backend interval.
+const BACKEND_COMMIT_METRIC: &str = "backend_commit";
+const BACKEND_APPLY_WAIT_METRIC: &str = infraqual_probes::fsync::BACKEND_APPLY_WAIT_METRIC;
 /// The path etcd's peers talk over: members use the nodes' own addresses.
 const NATIVE_PATH: &str = "native";
 
@@ -30,6 +33,12 @@ const NATIVE_PATH: &str = "native";
 pub struct NodeSync {
     pub hist: LatencyHistogram,
     pub mode: String,
+    /// Its etcd-wal runs' backend commits (`backend_commit`), where the
+    /// probe ran etcd's backend beside the WAL.
+    pub backend_commit: Option<LatencyHistogram>,
+    /// And each synced batch's wait for the backend's batch lock
+    /// (`backend_apply_wait`): the stall the model draws for a leader.
+    pub backend_apply_wait: Option<LatencyHistogram>,
 }
 
 /// Which rtt measurements stand for a member-to-member round trip.
@@ -106,12 +115,32 @@ impl ModelInputs {
     }
 }
 
+/// One node's histograms as read: etcd-wal's syncs, fio-etcd's, and
+/// etcd-wal's backend commits and apply waits.
+#[derive(Default)]
+struct NodeHistograms {
+    wal: Option<LatencyHistogram>,
+    other: Option<LatencyHistogram>,
+    backend: Option<LatencyHistogram>,
+    apply_wait: Option<LatencyHistogram>,
+}
+
+/// Adds `hist` into `slot`; a histogram of another precision is left out
+/// rather than failing the prediction.
+fn merge_into(slot: &mut Option<LatencyHistogram>, hist: LatencyHistogram) {
+    match slot {
+        Some(h) => {
+            let _ = h.merge(&hist);
+        }
+        None => *slot = Some(hist),
+    }
+}
+
 /// Per node: the etcd-wal fdatasync histograms merged (each sync as it took
 /// where the run was paced); fio-etcd's only where the node has no etcd-wal
-/// result.
+/// result. Beside them the etcd-wal runs' backend commits, where recorded.
 fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
-    let mut per_node: BTreeMap<String, (Option<LatencyHistogram>, Option<LatencyHistogram>)> =
-        BTreeMap::new();
+    let mut per_node: BTreeMap<String, NodeHistograms> = BTreeMap::new();
     for (node, r) in run
         .results()
         .filter(|(_, r)| r.probe == infraqual_probes::fsync::NAME)
@@ -128,23 +157,39 @@ fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
         };
         let wal = r.params.get("mode").and_then(|m| m.as_str()) == Some(WAL_MODE);
         let slots = per_node.entry(node.name.clone()).or_default();
-        let slot = if wal { &mut slots.0 } else { &mut slots.1 };
-        match slot {
-            Some(h) => {
-                let _ = h.merge(&hist);
+        if wal {
+            merge_into(&mut slots.wal, hist);
+            for (metric, slot) in [
+                (BACKEND_COMMIT_METRIC, &mut slots.backend),
+                (BACKEND_APPLY_WAIT_METRIC, &mut slots.apply_wait),
+            ] {
+                if let Some(Ok(h)) = r.metrics.get(metric).map(MetricSummary::histogram) {
+                    if !h.is_empty() {
+                        merge_into(slot, h);
+                    }
+                }
             }
-            None => *slot = Some(hist),
+        } else {
+            merge_into(&mut slots.other, hist);
         }
     }
     per_node
         .into_iter()
-        .filter_map(|(name, (wal, other))| {
-            let (hist, mode) = match (wal, other) {
-                (Some(h), _) => (h, WAL_MODE.to_string()),
-                (None, Some(h)) => (h, "fio-etcd".to_string()),
+        .filter_map(|(name, slots)| {
+            let (hist, mode, backend_commit, backend_apply_wait) = match (slots.wal, slots.other) {
+                (Some(h), _) => (h, WAL_MODE.to_string(), slots.backend, slots.apply_wait),
+                (None, Some(h)) => (h, "fio-etcd".to_string(), None, None),
                 (None, None) => return None,
             };
-            (!hist.is_empty()).then_some((name, NodeSync { hist, mode }))
+            (!hist.is_empty()).then_some((
+                name,
+                NodeSync {
+                    hist,
+                    mode,
+                    backend_commit,
+                    backend_apply_wait,
+                },
+            ))
         })
         .collect()
 }

@@ -25,7 +25,7 @@ pub use timing::TimingFlags;
 
 use crate::bundle::RunRecord;
 use crate::compare::sampler::{stream_seed, Distribution};
-use model::FollowerTerms;
+use model::{BackendStall, FollowerTerms};
 
 /// Commits drawn per placement and leader: the p99 then rests on 200
 /// draws above it.
@@ -105,6 +105,21 @@ pub struct MemberSync {
     pub mode: String,
     pub p50_ns: u64,
     pub p99_ns: u64,
+    /// Its backend commits as the etcd-wal mode timed them, where recorded:
+    /// the leader's are what the backend-stall term draws from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_commit: Option<BackendCommitSummary>,
+}
+
+/// A member's measured backend commits, and its applies' waits for them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BackendCommitSummary {
+    pub commits: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    /// p99 of the applies' waits (`backend_apply_wait`), where recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_wait_p99_ns: Option<u64>,
 }
 
 /// A verdict and what it judges (a member, or the placement).
@@ -169,6 +184,16 @@ pub fn predict_with_request_time(
         .iter()
         .filter_map(|(n, s)| Some((n.as_str(), Distribution::of(&s.hist)?)))
         .collect();
+    let backend: BTreeMap<&str, Distribution> = inputs
+        .sync
+        .iter()
+        .filter_map(|(n, s)| {
+            Some((
+                n.as_str(),
+                Distribution::of(s.backend_apply_wait.as_ref()?)?,
+            ))
+        })
+        .collect();
     let mut rtt: BTreeMap<(String, String), Distribution> = BTreeMap::new();
     for (k, h) in &inputs.rtt {
         if let Some(d) = Distribution::of(h) {
@@ -177,7 +202,14 @@ pub fn predict_with_request_time(
     }
     let mut placements: Vec<Placement> = candidates
         .into_iter()
-        .map(|members| simulate_placement(members, &sync, &rtt, request.as_ref(), options))
+        .map(|members| {
+            let measured = MeasuredTerms {
+                sync: &sync,
+                backend: &backend,
+                rtt: &rtt,
+            };
+            simulate_placement(members, &measured, request.as_ref(), options)
+        })
         .collect();
     placements.sort_by_key(|p| {
         let b = p.best_leader();
@@ -194,6 +226,15 @@ pub fn predict_with_request_time(
                 mode: s.mode.clone(),
                 p50_ns: s.hist.value_at_quantile(0.5),
                 p99_ns: s.hist.value_at_quantile(0.99),
+                backend_commit: s.backend_commit.as_ref().map(|h| BackendCommitSummary {
+                    commits: h.len(),
+                    p50_ns: h.value_at_quantile(0.5),
+                    p99_ns: h.value_at_quantile(0.99),
+                    apply_wait_p99_ns: s
+                        .backend_apply_wait
+                        .as_ref()
+                        .map(|w| w.value_at_quantile(0.99)),
+                }),
             })
         })
         .collect();
@@ -256,13 +297,21 @@ fn named_placement(
     Ok(members)
 }
 
+/// The run's distributions the model draws from, by node (and node pair).
+struct MeasuredTerms<'a> {
+    sync: &'a BTreeMap<&'a str, Distribution>,
+    /// Only the nodes whose fsync recorded its applies' waits.
+    backend: &'a BTreeMap<&'a str, Distribution>,
+    rtt: &'a BTreeMap<(String, String), Distribution>,
+}
+
 fn simulate_placement(
     members: Vec<String>,
-    sync: &BTreeMap<&str, Distribution>,
-    rtt: &BTreeMap<(String, String), Distribution>,
+    measured: &MeasuredTerms<'_>,
     request: Option<&Distribution>,
     options: Options,
 ) -> Placement {
+    let MeasuredTerms { sync, backend, rtt } = measured;
     let mut leaders: Vec<LeaderPrediction> = members
         .iter()
         .map(|leader| {
@@ -275,8 +324,14 @@ fn simulate_placement(
                 })
                 .collect();
             let key = format!("{}|{leader}", members.join(","));
+            let leader_sync = &sync[leader.as_str()];
+            let leader_backend = match backend.get(leader.as_str()) {
+                Some(d) => BackendStall::Measured(d),
+                None => BackendStall::FromSyncs(leader_sync),
+            };
             let hist: LatencyHistogram = model::simulate(
-                &sync[leader.as_str()],
+                leader_sync,
+                leader_backend,
                 &followers,
                 request,
                 options.samples,

@@ -55,19 +55,38 @@ pub const BACKEND_BATCH_INTERVAL_NS: u64 = 100_000_000;
 /// fdatasyncs in one bbolt commit: the dirty pages, then the meta page.
 pub const BACKEND_COMMIT_SYNCS: usize = 2;
 
+/// Where the wait for the leader's backend commit is drawn from.
+#[derive(Clone, Copy)]
+pub enum BackendStall<'a> {
+    /// The leader's own applies, as the fsync probe's etcd-wal mode timed
+    /// them (`backend_apply_wait`): from each synced batch's WAL fdatasync
+    /// to the batch lock a commit holds. Drawn as it is, zeros included. A
+    /// commit's own duration over-states it where the disk serves one sync
+    /// at a time: on the 12 ms slow leader etcd's commits took 32.6 ms
+    /// while its stalled puts waited 22-26 ms, the part of a commit queued
+    /// behind the put's own WAL sync being over before the put could apply.
+    Measured(&'a Distribution),
+    /// Without that measurement: a commit of [`BACKEND_COMMIT_SYNCS`] draws
+    /// of the leader's WAL fdatasync, every [`BACKEND_BATCH_INTERVAL_NS`],
+    /// and the apply landing at a uniform moment of that cycle.
+    FromSyncs(&'a Distribution),
+}
+
 /// How long one put's apply waits for the leader's backend commit. The
-/// commit holds the batch transaction's lock while bbolt writes and syncs
-/// (two fdatasyncs on the leader's disk, drawn from its histogram), and the
-/// apply of a put needs that lock: a put whose apply lands at a uniform
-/// moment of the cycle (interval, then commit) waits the rest of the commit
-/// when it lands inside it.
-pub fn draw_backend_stall(leader_sync: &Distribution, rng: &mut SplitMix64) -> u64 {
-    let commit: u64 = (0..BACKEND_COMMIT_SYNCS)
-        .map(|_| leader_sync.values[leader_sync.draw(rng)])
-        .fold(0, u64::saturating_add);
-    let cycle = BACKEND_BATCH_INTERVAL_NS.saturating_add(commit);
-    let at = (rng.next_f64() * cycle as f64) as u64;
-    commit.saturating_sub(at)
+/// commit holds the batch transaction's lock while bbolt writes and syncs,
+/// and the apply of a put needs that lock.
+pub fn draw_backend_stall(stall: BackendStall<'_>, rng: &mut SplitMix64) -> u64 {
+    match stall {
+        BackendStall::Measured(waits) => waits.values[waits.draw(rng)],
+        BackendStall::FromSyncs(sync) => {
+            let commit: u64 = (0..BACKEND_COMMIT_SYNCS)
+                .map(|_| sync.values[sync.draw(rng)])
+                .fold(0, u64::saturating_add);
+            let cycle = BACKEND_BATCH_INTERVAL_NS.saturating_add(commit);
+            let at = (rng.next_f64() * cycle as f64) as u64;
+            commit.saturating_sub(at)
+        }
+    }
 }
 
 /// `samples` puts drawn into a histogram. Without etcd's request time, each
@@ -76,6 +95,7 @@ pub fn draw_backend_stall(leader_sync: &Distribution, rng: &mut SplitMix64) -> u
 /// with it) and the wait for the leader's backend commit at the apply.
 pub fn simulate(
     leader_sync: &Distribution,
+    leader_backend: BackendStall<'_>,
     followers: &[FollowerTerms<'_>],
     request_time: Option<&Distribution>,
     samples: u32,
@@ -87,7 +107,7 @@ pub fn simulate(
     for _ in 0..samples {
         let commit = draw_commit(leader_sync, followers, &mut rng, &mut scratch);
         let rest = request_time.map_or(0, |d| {
-            d.values[d.draw(&mut rng)].saturating_add(draw_backend_stall(leader_sync, &mut rng))
+            d.values[d.draw(&mut rng)].saturating_add(draw_backend_stall(leader_backend, &mut rng))
         });
         hist.record(commit.saturating_add(rest));
     }

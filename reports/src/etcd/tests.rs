@@ -414,7 +414,7 @@ fn the_leaders_backend_commit_stalls_a_share_of_the_puts() {
     let mut rng = SplitMix64::new(7);
     let n = 60_000;
     let waits: Vec<u64> = (0..n)
-        .map(|_| model::draw_backend_stall(&sync, &mut rng))
+        .map(|_| model::draw_backend_stall(model::BackendStall::FromSyncs(&sync), &mut rng))
         .collect();
     let stalled = waits.iter().filter(|w| **w > 0).count() as f64 / n as f64;
     assert!((stalled - 1.0 / 6.0).abs() < 0.01, "{stalled}");
@@ -423,4 +423,71 @@ fn the_leaders_backend_commit_stalls_a_share_of_the_puts() {
     let mean = waits.iter().sum::<u64>() as f64 / n as f64 / MS as f64;
     // A sixth of the puts wait 10 ms on average.
     assert!((mean - 10.0 / 6.0).abs() < 0.1, "{mean}");
+}
+
+#[test]
+fn a_measured_apply_wait_is_drawn_as_it_is() {
+    use crate::compare::sampler::{Distribution, SplitMix64};
+    // 90 applies that did not wait and 10 that waited 25 ms.
+    let mut h = LatencyHistogram::new();
+    for i in 0..100 {
+        h.record(if i < 10 { 25 * MS } else { 1 });
+    }
+    let waits = Distribution::of(&h).unwrap();
+    let mut rng = SplitMix64::new(7);
+    let n = 60_000;
+    let drawn: Vec<u64> = (0..n)
+        .map(|_| model::draw_backend_stall(model::BackendStall::Measured(&waits), &mut rng))
+        .collect();
+    let stalled = drawn.iter().filter(|w| **w > MS).count() as f64 / n as f64;
+    assert!((stalled - 0.1).abs() < 0.01, "{stalled}");
+    assert!(drawn.iter().all(|w| *w <= 25_100_000));
+}
+
+#[test]
+fn the_prediction_draws_the_leaders_recorded_apply_waits() {
+    let mut r = constant_run(
+        &[("a", 1), ("b", 2), ("c", 5)],
+        &[("a", "b", 10), ("a", "c", 1), ("b", "c", 3)],
+    );
+    // b's etcd-wal run also timed its backend: commits of 40 ms, and 5 of
+    // its 100 applies waited 30 ms for one.
+    let mut waits = LatencyHistogram::new();
+    for i in 0..100 {
+        waits.record(if i < 5 { 30 * MS } else { 1 });
+    }
+    for n in r.nodes.iter_mut().filter(|n| n.name == "b") {
+        for res in n.results.iter_mut() {
+            if res.probe == infraqual_probes::fsync::NAME {
+                res.metric("backend_commit", &constant(40 * MS), "ns")
+                    .unwrap();
+                res.metric("backend_apply_wait", &waits, "ns").unwrap();
+            }
+        }
+    }
+    let lines: String = (0..200).map(|_| format!("{}\n", 2 * MS)).collect();
+    let request = RequestTime::parse(&lines, std::path::Path::new("rt.txt")).unwrap();
+    let p = predict_with_request_time(
+        &r,
+        None,
+        &Profile::default(),
+        Options::default(),
+        Some(&request),
+    )
+    .unwrap();
+    let pl = p.best();
+    // b leads: commit 8 + 2 ms request time; 5 % of its puts wait 30 ms
+    // more, so its p99 is 40 ms (the commit's 40 ms is not the wait), and
+    // its p50 stays at 10.
+    assert!(close(leader(pl, "b").p99_ns, 40), "{pl:?}");
+    assert!(close(leader(pl, "b").p50_ns, 10), "{pl:?}");
+    // a's run has no apply waits: two of its 1 ms syncs, as before.
+    assert!(close(leader(pl, "a").p50_ns, 8), "{pl:?}");
+    let b = p.member_sync.iter().find(|s| s.node == "b").unwrap();
+    let commits = b.backend_commit.as_ref().unwrap();
+    assert_eq!(commits.commits, 100);
+    assert!(close(commits.p99_ns, 40), "{commits:?}");
+    assert!(close(commits.apply_wait_p99_ns.unwrap(), 30), "{commits:?}");
+    assert!(p.member_sync.iter().any(|s| s.backend_commit.is_none()));
+    assert!(text::render(&p).contains("apply wait p99 "));
 }

@@ -29,10 +29,11 @@ pub fn render(p: &Prediction) -> String {
         );
         let _ = writeln!(
             out,
-            "plus the wait for the leader's backend commit at the apply ({} fdatasyncs of the \
-             leader's histogram every {} ms, etcd's --backend-batch-interval default)",
+            "plus the wait for the leader's backend commit at the apply: the leader's applies' \
+             waits as its fsync (etcd-wal) timed them, or, where not recorded, a commit of {1} \
+             fdatasyncs of its histogram every {0} ms (etcd's --backend-batch-interval default)",
+            model::BACKEND_BATCH_INTERVAL_NS / 1_000_000,
             model::BACKEND_COMMIT_SYNCS,
-            model::BACKEND_BATCH_INTERVAL_NS / 1_000_000
         );
     }
     let _ = writeln!(
@@ -71,9 +72,25 @@ pub fn render(p: &Prediction) -> String {
         ms(lead.p99_ns)
     );
     for s in &p.member_sync {
+        let backend = s
+            .backend_commit
+            .as_ref()
+            .map(|b| {
+                let wait = b
+                    .apply_wait_p99_ns
+                    .map(|w| format!(", apply wait p99 {}", ms(w)))
+                    .unwrap_or_default();
+                format!(
+                    "; backend commit p50 {}, p99 {} ({} commits){wait}",
+                    ms(b.p50_ns),
+                    ms(b.p99_ns),
+                    b.commits
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} WAL fdatasync p50 {}, p99 {} (fsync mode {})",
+            "  {} WAL fdatasync p50 {}, p99 {} (fsync mode {}){backend}",
             s.node,
             ms(s.p50_ns),
             ms(s.p99_ns),
