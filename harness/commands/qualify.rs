@@ -165,7 +165,7 @@ pub fn run(args: &QualifyArgs) -> Result<Outcome> {
     let opts = QualifyOptions {
         quick: args.quick,
         dir: &disk.path,
-        fsync_mode: Some(args.fsync_mode.into()),
+        fsync_mode: args.fsync_mode.into(),
     };
     let steps: Vec<(ProbeName, Step)> = probes
         .iter()
@@ -376,11 +376,15 @@ mod tests {
     #[test]
     fn every_probe_qualify_runs_writes_into_plan_toml() {
         let dir = std::path::Path::new("/var/lib/etcd-test");
-        for quick in [false, true] {
+        let modes = [fsync::Mode::EtcdWal, fsync::Mode::FioEtcd];
+        for (quick, fsync_mode) in [false, true]
+            .into_iter()
+            .flat_map(|q| modes.map(|m| (q, m)))
+        {
             let opts = QualifyOptions {
                 quick,
                 dir,
-                fsync_mode: None,
+                fsync_mode,
             };
             for probe in registry::all().iter().filter(|d| !d.pairwise) {
                 let params = without_nulls(&probe.qualify_params(&opts));

@@ -152,8 +152,8 @@ pub struct QualifyOptions<'a> {
     pub quick: bool,
     /// The directory on the disk under test, for probes that write.
     pub dir: &'a Path,
-    /// `qualify --fsync-mode`: the fsync probe's mode when not its default.
-    pub fsync_mode: Option<crate::fsync::Mode>,
+    /// `qualify --fsync-mode`: the fsync probe's judged mode.
+    pub fsync_mode: crate::fsync::Mode,
 }
 
 /// Hard deadline of a job: the expected duration plus this, doubled where

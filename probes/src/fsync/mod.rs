@@ -106,7 +106,7 @@ impl Probe for Fsync {
         if opts.quick {
             params.size = QUICK_SIZE;
         }
-        if opts.fsync_mode.unwrap_or(QUALIFY_MODE) == Mode::EtcdWal {
+        if opts.fsync_mode == Mode::EtcdWal {
             params.mode = Mode::EtcdWal;
             params.rate = Some(QUALIFY_RATE_PER_SEC);
             params.duration = Some(HumanDuration(if opts.quick {

@@ -184,7 +184,7 @@ pub fn predict_with_request_time(
         .iter()
         .filter_map(|(n, s)| Some((n.as_str(), Distribution::of(&s.hist)?)))
         .collect();
-    let backend: BTreeMap<&str, Distribution> = inputs
+    let apply_waits: BTreeMap<&str, Distribution> = inputs
         .sync
         .iter()
         .filter_map(|(n, s)| {
@@ -200,16 +200,14 @@ pub fn predict_with_request_time(
             rtt.insert(k.clone(), d);
         }
     }
+    let measured = MeasuredTerms {
+        sync: &sync,
+        apply_waits: &apply_waits,
+        rtt: &rtt,
+    };
     let mut placements: Vec<Placement> = candidates
         .into_iter()
-        .map(|members| {
-            let measured = MeasuredTerms {
-                sync: &sync,
-                backend: &backend,
-                rtt: &rtt,
-            };
-            simulate_placement(members, &measured, request.as_ref(), options)
-        })
+        .map(|members| simulate_placement(members, &measured, request.as_ref(), options))
         .collect();
     placements.sort_by_key(|p| {
         let b = p.best_leader();
@@ -301,7 +299,7 @@ fn named_placement(
 struct MeasuredTerms<'a> {
     sync: &'a BTreeMap<&'a str, Distribution>,
     /// Only the nodes whose fsync recorded its applies' waits.
-    backend: &'a BTreeMap<&'a str, Distribution>,
+    apply_waits: &'a BTreeMap<&'a str, Distribution>,
     rtt: &'a BTreeMap<(String, String), Distribution>,
 }
 
@@ -311,7 +309,11 @@ fn simulate_placement(
     request: Option<&Distribution>,
     options: Options,
 ) -> Placement {
-    let MeasuredTerms { sync, backend, rtt } = measured;
+    let MeasuredTerms {
+        sync,
+        apply_waits,
+        rtt,
+    } = measured;
     let mut leaders: Vec<LeaderPrediction> = members
         .iter()
         .map(|leader| {
@@ -325,7 +327,7 @@ fn simulate_placement(
                 .collect();
             let key = format!("{}|{leader}", members.join(","));
             let leader_sync = &sync[leader.as_str()];
-            let leader_backend = match backend.get(leader.as_str()) {
+            let leader_backend = match apply_waits.get(leader.as_str()) {
                 Some(d) => BackendStall::Measured(d),
                 None => BackendStall::FromSyncs(leader_sync),
             };

@@ -61,6 +61,20 @@ fn leader<'a>(p: &'a Placement, name: &str) -> &'a LeaderPrediction {
     p.leaders.iter().find(|l| l.leader == name).unwrap()
 }
 
+/// `r` predicted with a measured request time of a constant 2 ms (200 puts).
+fn predict_with_2ms_request_time(r: &RunRecord) -> Prediction {
+    let lines: String = (0..200).map(|_| format!("{}\n", 2 * MS)).collect();
+    let request = RequestTime::parse(&lines, std::path::Path::new("rt.txt")).unwrap();
+    predict_with_request_time(
+        r,
+        None,
+        &Profile::default(),
+        Options::default(),
+        Some(&request),
+    )
+    .unwrap()
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -378,16 +392,7 @@ fn measured_request_time_adds_to_every_commit() {
         &[("a", 1), ("b", 2), ("c", 5)],
         &[("a", "b", 10), ("a", "c", 1), ("b", "c", 3)],
     );
-    let lines: String = (0..200).map(|_| format!("{}\n", 2 * MS)).collect();
-    let request = RequestTime::parse(&lines, std::path::Path::new("rt.txt")).unwrap();
-    let p = predict_with_request_time(
-        &r,
-        None,
-        &Profile::default(),
-        Options::default(),
-        Some(&request),
-    )
-    .unwrap();
+    let p = predict_with_2ms_request_time(&r);
     // The commits of constant_delays_commit_at_leader_sync_or_fastest_follower
     // (a 6, b 8, c 5 ms), each plus the 2 ms request time; b's backend
     // commit (2 x 2 ms) stalls 4 / 104 of its puts, the 1 % slowest by at
@@ -465,16 +470,7 @@ fn the_prediction_draws_the_leaders_recorded_apply_waits() {
             }
         }
     }
-    let lines: String = (0..200).map(|_| format!("{}\n", 2 * MS)).collect();
-    let request = RequestTime::parse(&lines, std::path::Path::new("rt.txt")).unwrap();
-    let p = predict_with_request_time(
-        &r,
-        None,
-        &Profile::default(),
-        Options::default(),
-        Some(&request),
-    )
-    .unwrap();
+    let p = predict_with_2ms_request_time(&r);
     let pl = p.best();
     // b leads: commit 8 + 2 ms request time; 5 % of its puts wait 30 ms
     // more, so its p99 is 40 ms (the commit's 40 ms is not the wait), and
