@@ -132,9 +132,21 @@ fn one_region_etcd_cluster_is_predicted_and_measured_and_leaves_nothing() {
         "{stdout}"
     );
     // The fsync probe ran at each member's own sync rate and entry size,
-    // and the same model fed etcd's own inputs stands beside it.
+    // in turns with the puts, the leader's as the bench's one client; the
+    // same model fed etcd's own inputs stands beside it.
+    let probe_line = |node: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("fsync probe on {node}:")))
+            .unwrap_or_else(|| panic!("no fsync probe line for {node}: {stdout}"))
+    };
     assert!(
-        stdout.contains("fsync probe on node-2:") && stdout.contains("(as its etcd member)"),
+        probe_line("node-1").contains("one client in turn (--sequential)"),
+        "{stdout}"
+    );
+    assert!(
+        probe_line("node-2").contains("open schedule")
+            && probe_line("node-2").contains("(as its etcd member, in turns with the puts"),
         "{stdout}"
     );
     for name in ["etcd_fed_p50_ns", "etcd_fed_p99_ns"] {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use infraqual_probes::fsync::{self, Mode, Params};
-use infraqual_probes::units::{ByteSize, HumanDuration};
+use infraqual_probes::units::{ByteSize, HumanDuration, WallTime};
 use infraqual_probes::ProbeName;
 use serde_json::Value;
 
@@ -49,6 +49,17 @@ pub struct FsyncArgs {
     /// etcd's 100ms, 0 turns it off).
     #[arg(long, value_name = "DURATION")]
     pub backend_interval: Option<HumanDuration>,
+    /// etcd-wal: the puts of one client in turn (etcd's `benchmark put
+    /// --clients 1`): each is written once the previous one is applied, so a
+    /// put stalled behind a backend commit holds up the next; --rate caps the
+    /// pace. Default: an open schedule, as many clients give.
+    #[arg(long)]
+    pub sequential: bool,
+    /// With --rate: the wall-clock time (RFC 3339, e.g.
+    /// 2026-12-02T09:00:00.5Z) the first sync is due, so probes given the
+    /// same time and rate sync in phase, as an etcd cluster's members do.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<WallTime>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -106,6 +117,8 @@ impl ProbeArgs for FsyncArgs {
             segment_size: self.segment_size,
             fio_reference: self.fio_reference,
             backend_interval: self.backend_interval,
+            sequential: self.sequential,
+            start_at: self.start_at,
         };
         serde_json::to_value(params).context("fsync parameters")
     }

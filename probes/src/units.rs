@@ -1,9 +1,10 @@
-//! Human durations (`30s`, `1m30s`, `250ms`) and sizes (`22MiB`, `4k`, `2300`)
-//! for flags, plan files and probe parameters.
+//! Human durations (`30s`, `1m30s`, `250ms`), sizes (`22MiB`, `4k`, `2300`)
+//! and wall-clock times (`2026-12-02T09:00:00.5Z`) for flags, plan files and
+//! probe parameters.
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -37,6 +38,42 @@ impl Serialize for HumanDuration {
 }
 
 impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A wall-clock time in RFC 3339, UTC (`2026-12-02T09:00:00.5Z`), to the
+/// nanosecond; serializes back to that form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WallTime(pub SystemTime);
+
+impl FromStr for WallTime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        humantime::parse_rfc3339_weak(text)
+            .map(WallTime)
+            .map_err(|e| {
+                format!("invalid time `{text}`: {e} (expected RFC 3339 in UTC, e.g. 2026-12-02T09:00:00.5Z)")
+            })
+    }
+}
+
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_nanos(self.0))
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for WallTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
@@ -135,6 +172,19 @@ mod tests {
         assert!(d("").is_err());
         assert!(d("fast").is_err());
         assert!(d("30").is_err());
+    }
+
+    #[test]
+    fn wall_times_parse_rfc3339_and_print_back_to_the_nanosecond() {
+        let t: WallTime = "2026-12-02T09:00:00.5Z".parse().unwrap();
+        let since = t.0.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(since, Duration::from_millis(1_796_202_000_500));
+        assert_eq!(t.to_string(), "2026-12-02T09:00:00.500000000Z");
+        assert_eq!(t.to_string().parse::<WallTime>().unwrap(), t);
+        assert!("tomorrow"
+            .parse::<WallTime>()
+            .unwrap_err()
+            .contains("RFC 3339"));
     }
 
     #[test]

@@ -81,9 +81,9 @@ pub fn pages_for(puts: u64, entry_bytes: u64) -> u64 {
     (puts * entry_bytes).div_ceil(BBOLT_PAGE_BYTES) + PAGES_PER_COMMIT_BESIDES_LEAVES
 }
 
-/// Commits every `interval` the puts applied to `batch` since the last
-/// commit, holding its lock while it writes and syncs, until the WAL writer
-/// drops its end of `done`.
+/// Commits the puts applied to `batch` since the last commit, an `interval`
+/// after the last commit ended, holding its lock while it writes and syncs,
+/// until the WAL writer drops its end of `done`.
 pub fn run(
     work: &DirHandle,
     interval: Duration,
@@ -107,15 +107,15 @@ pub fn run(
         apply_waits: LatencyHistogram::new(),
     };
     let mut committed = 0u64;
-    let mut next = Instant::now() + interval;
     loop {
-        let wait = next.saturating_duration_since(Instant::now());
-        match done.recv_timeout(wait) {
+        // etcd's backend.run resets its timer after each commit: the next
+        // commit is due an interval after this one ended, so a slow commit
+        // spaces the commits out rather than running them back to back.
+        match done.recv_timeout(interval) {
             Err(RecvTimeoutError::Timeout) => {}
             // The WAL writer finished (or failed): no more puts.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(measured),
         }
-        next += interval;
         let applied = batch.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let puts = *applied - committed;
         // etcd commits only when the batch holds something.

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, sync_channel, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::time::Instant;
 
 use crate::context::CancelToken;
@@ -153,8 +153,12 @@ pub fn run(
             })?;
         let (done, finished) = sync_channel::<()>(0);
         // As etcd, the apply runs beside the WAL: a put whose apply waits
-        // for a backend commit does not hold up the next sync.
+        // for a backend commit does not hold up the next sync, unless one
+        // client sends the puts in turn (`sequential`): then the writer
+        // waits for each batch's apply before it writes the next.
         let (synced, to_apply) = channel::<(u64, Instant)>();
+        let (applied, applied_rx) = channel::<()>();
+        let sequential = params.sequential;
         let spawn_failed = |what: &str, e: std::io::Error| ProbeError::Failed {
             probe: super::NAME.into(),
             message: format!("cannot start the {what} thread: {e}"),
@@ -174,6 +178,11 @@ pub fn run(
                         let mut waits = LatencyHistogram::new();
                         for (puts, at) in to_apply {
                             waits.record(batch.apply(puts, at));
+                            // The writer ends before the applier: a send
+                            // cannot fail while it waits.
+                            if sequential {
+                                let _ = applied.send(());
+                            }
                         }
                         waits
                     })
@@ -182,7 +191,10 @@ pub fn run(
             }
             None => (None, None),
         };
-        let apply = applier.is_some().then_some(&synced);
+        let apply = applier.is_some().then_some(Apply {
+            synced: &synced,
+            applied: sequential.then_some(&applied_rx),
+        });
         let mut result = write_segments(params, work, cancel, rec, &rx, apply);
         // Dropping the receiver stops the pipeline, dropping `synced` the
         // applier and `done` the backend; join them before the work
@@ -222,13 +234,20 @@ pub fn run(
     })
 }
 
+/// The writer's ends of the apply: where synced batches go, and, for a
+/// sequential client, where each batch's apply is reported done.
+struct Apply<'a> {
+    synced: &'a Sender<(u64, Instant)>,
+    applied: Option<&'a Receiver<()>>,
+}
+
 fn write_segments(
     params: &Params,
     work: &DirHandle,
     cancel: &CancelToken,
     rec: &mut Recorder,
-    rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
-    apply: Option<&Sender<(u64, Instant)>>,
+    rx: &Receiver<Result<PreparedSegment, ProbeError>>,
+    apply: Option<Apply<'_>>,
 ) -> Result<Outcome, ProbeError> {
     let segment_bytes = params.segment_size.0;
     let block = params.block_size.0 as usize;
@@ -272,9 +291,15 @@ fn write_segments(
             cuts += 1;
             ended
         };
-        if let Some(apply) = apply {
+        if let Some(apply) = &apply {
             // The applier ends only after this writer: a send cannot fail.
-            let _ = apply.send((batch, synced));
+            let _ = apply.synced.send((batch, synced));
+            if let Some(applied) = apply.applied {
+                applied.recv().map_err(|_| ProbeError::Failed {
+                    probe: super::NAME.into(),
+                    message: "the apply thread ended before the writer".into(),
+                })?;
+            }
         }
     }
     rec.finish();
@@ -294,7 +319,7 @@ fn cut(
     pw: &mut PageWriter,
     work: &DirHandle,
     index: u64,
-    rx: &std::sync::mpsc::Receiver<Result<PreparedSegment, ProbeError>>,
+    rx: &Receiver<Result<PreparedSegment, ProbeError>>,
     rec: &mut Recorder,
 ) -> Result<Tail, ProbeError> {
     tail.file

@@ -259,6 +259,19 @@ fn existing_dir(dir: &Path) -> Result<DirHandle, ProbeError> {
     })
 }
 
+/// How late past `start_at` the first sync may go out before the result
+/// warns that it is out of phase.
+const START_AT_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The monotonic instant of a wall-clock time, as far from now as it is.
+fn instant_of(at: std::time::SystemTime) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(ahead) => now + ahead,
+        Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+    }
+}
+
 /// Runs the mode's writer loop on its own OS thread.
 fn measure(
     params: &Params,
@@ -271,6 +284,12 @@ fn measure(
             .spawn_scoped(scope, || {
                 let mut rec =
                     Recorder::new(params.rate, params.time_limit(), params.duration.is_some());
+                if params.sequential {
+                    rec = rec.sequential();
+                }
+                if let Some(at) = params.start_at {
+                    rec = rec.starting_at(instant_of(at.0));
+                }
                 let outcome = match params.mode {
                     Mode::FioEtcd => fio_etcd::run(params, work, &ctx.cancel, &mut rec),
                     Mode::EtcdWal => etcd_wal::run(params, work, &ctx.cancel, &mut rec),
@@ -349,6 +368,15 @@ fn add_measurements(
             "stopped after the default time limit of {} s before writing all of size {}",
             params.time_limit().as_secs(),
             params.size
+        ));
+    }
+    // A start a fraction of a sync late is in phase for all a disk can tell.
+    let late = rec.started_late().filter(|l| *l >= START_AT_TOLERANCE);
+    if let (Some(at), Some(late)) = (params.start_at, late) {
+        result.warn(format!(
+            "the first sync was due at start_at {at} and went out {:.1} ms late (the probe \
+             was not ready): it is out of phase with probes given the same time by that much",
+            late.as_secs_f64() * 1e3
         ));
     }
     if rec.syncs < 100 {

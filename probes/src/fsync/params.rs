@@ -2,12 +2,12 @@
 //! table or an agent request may set, with defaults and validation.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ProbeError;
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, HumanDuration, WallTime};
 
 /// etcd's WAL segment size (server/storage/wal: SegmentSizeBytes).
 pub const ETCD_SEGMENT_BYTES: u64 = 64_000_000;
@@ -22,6 +22,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(600);
 pub const MAX_RATE_PER_SEC: f64 = 100_000.0;
 pub const MAX_ENTRIES_PER_SYNC: u32 = 10_000;
+/// How far from now `start_at` may be.
+pub const MAX_START_AT_DISTANCE: Duration = Duration::from_secs(24 * 3600);
 /// Longest accepted `backend_interval`.
 pub const MAX_BACKEND_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -87,6 +89,20 @@ pub struct Params {
     /// backend off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_interval: Option<HumanDuration>,
+    /// etcd-wal with the backend on: the puts of one client in turn (etcd's
+    /// `benchmark put --clients 1`): each batch is written only once the
+    /// previous one is applied, so a put stalled behind a backend commit
+    /// holds up the next, and `rate` caps the pace without catching up.
+    /// Absent means an open schedule, as many clients give: the next sync
+    /// goes out while earlier puts wait to be applied.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sequential: bool,
+    /// With `rate`: the wall-clock time the first sync is due. Probes given
+    /// the same time and rate sync in phase, as the members of one etcd
+    /// cluster sync each put's entry at the same moment; on a disk or
+    /// storage system they share, that contention is part of the latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<WallTime>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -132,6 +148,8 @@ impl Params {
             segment_size: default_segment_size(),
             fio_reference: false,
             backend_interval: None,
+            sequential: false,
+            start_at: None,
         }
     }
 
@@ -169,6 +187,24 @@ impl Params {
                 ));
             }
         }
+        if let Some(WallTime(at)) = self.start_at {
+            if self.rate.is_none() {
+                return Err(ProbeError::invalid(
+                    "start_at",
+                    "needs a rate (it is when the paced schedule's first sync is due)",
+                ));
+            }
+            let now = SystemTime::now();
+            let distance = at
+                .duration_since(now)
+                .unwrap_or_else(|e| e.duration());
+            if distance > MAX_START_AT_DISTANCE {
+                return Err(ProbeError::invalid(
+                    "start_at",
+                    format!("{}: must be within 24h of now", WallTime(at)),
+                ));
+            }
+        }
         let entries = self.entries_per_sync;
         match self.mode {
             Mode::FioEtcd => {
@@ -196,6 +232,12 @@ impl Params {
                         "applies to mode etcd-wal only (fio-etcd writes one file)",
                     ));
                 }
+                if self.sequential {
+                    return Err(ProbeError::invalid(
+                        "sequential",
+                        "applies to mode etcd-wal only (a put waits for its apply)",
+                    ));
+                }
             }
             Mode::EtcdWal => {
                 if entries == 0 || entries > MAX_ENTRIES_PER_SYNC {
@@ -218,6 +260,13 @@ impl Params {
                             format!("{}: must be 0 (off) .. 1m", HumanDuration(d)),
                         ));
                     }
+                }
+                if self.sequential && self.backend().is_none() {
+                    return Err(ProbeError::invalid(
+                        "sequential",
+                        "needs etcd's backend (backend_interval above 0): without it nothing \
+                         holds a put after its sync",
+                    ));
                 }
                 if u64::from(entries) * block > segment {
                     return Err(ProbeError::invalid(
@@ -370,6 +419,24 @@ mod tests {
                 p.backend_interval = Some(HumanDuration(Duration::from_secs(3600)));
             }),
             "backend_interval"
+        );
+        assert_eq!(name_of(&|p| p.sequential = true), "sequential");
+        let soon = WallTime(SystemTime::now() + Duration::from_secs(5));
+        assert_eq!(name_of(&|p| p.start_at = Some(soon)), "start_at");
+        assert_eq!(
+            name_of(&|p| {
+                p.rate = Some(100.0);
+                p.start_at = Some(WallTime(SystemTime::now() + Duration::from_secs(2 * 86_400)));
+            }),
+            "start_at"
+        );
+        assert_eq!(
+            name_of(&|p| {
+                p.mode = Mode::EtcdWal;
+                p.sequential = true;
+                p.backend_interval = Some(HumanDuration(Duration::ZERO));
+            }),
+            "sequential"
         );
         assert_eq!(
             name_of(&|p| {

@@ -51,11 +51,13 @@ pub struct Outcome {
 
 /// A steady schedule: op i is due at start + i x interval. A late op is sent
 /// at once (the schedule does not slip) and its latency is recorded with
-/// coordinated-omission correction.
+/// coordinated-omission correction. A sequential client's schedule slips
+/// instead: one client never sends the puts it was late for in a burst.
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,
     next: Instant,
+    slips: bool,
     pub late: u64,
 }
 
@@ -64,6 +66,7 @@ impl Pacer {
         Pacer {
             interval: Duration::from_secs_f64(1.0 / rate_per_sec),
             next: start,
+            slips: false,
             late: 0,
         }
     }
@@ -78,6 +81,19 @@ impl Pacer {
             self.late += 1;
         }
         self.next += self.interval;
+    }
+
+    /// A sequential client ready only at `ready`, past its op's due time
+    /// (it was waiting for its last put): that op is due now and the
+    /// schedule continues from it. Called before the wait for the turn, so
+    /// a sleep's overshoot never moves the schedule.
+    fn slip_to(&mut self, ready: Instant) {
+        if self.slips && ready > self.next {
+            if ready - self.next > self.interval {
+                self.late += 1;
+            }
+            self.next = ready;
+        }
     }
 }
 
@@ -104,6 +120,7 @@ pub struct Recorder {
     limit: Duration,
     deadline: Instant,
     deadline_reason: StopReason,
+    start_at: Option<Instant>,
 }
 
 impl Recorder {
@@ -135,12 +152,36 @@ impl Recorder {
             } else {
                 StopReason::TimeLimit
             },
+            start_at: None,
         }
+    }
+
+    /// A sequential client's pace: when an op is late the schedule slips
+    /// rather than catching up.
+    pub fn sequential(mut self) -> Self {
+        if let Some(p) = self.pacer.as_mut() {
+            p.slips = true;
+        }
+        self
+    }
+
+    /// The first op is due at `at` (a paced run given `start_at`), or as
+    /// soon as the run is ready if that has passed.
+    pub fn starting_at(mut self, at: Instant) -> Self {
+        self.start_at = Some(at);
+        self
+    }
+
+    /// How late the first op was against `start_at`, once started.
+    pub fn started_late(&self) -> Option<Duration> {
+        self.start_at
+            .map(|at| self.started.saturating_duration_since(at))
+            .filter(|late| !late.is_zero())
     }
 
     /// Restarts the clocks just before the first op (setup is not measured).
     pub fn start(&mut self) {
-        let now = Instant::now();
+        let now = self.start_at.map_or(Instant::now(), |at| at.max(Instant::now()));
         self.started = now;
         self.ended = now;
         self.deadline = now + self.limit;
@@ -152,6 +193,9 @@ impl Recorder {
     /// Called before each op: Err when cancelled, Some(reason) when the time
     /// bound is reached; otherwise waits for the op's turn when paced.
     pub fn before_op(&mut self, cancel: &CancelToken) -> Result<Option<StopReason>, ProbeError> {
+        if let Some(pacer) = self.pacer.as_mut() {
+            pacer.slip_to(Instant::now());
+        }
         loop {
             cancel.check(NAME)?;
             let now = Instant::now();
@@ -308,6 +352,60 @@ mod tests {
         // Each sync as it took, as etcd's own histogram counts it.
         let each = r.fdatasync_each.as_ref().unwrap();
         assert_eq!((each.len(), each.max()), (1, r.fdatasync.max()));
+    }
+
+    #[test]
+    fn a_sequential_client_on_time_keeps_the_schedule_whatever_its_sleeps_overshoot() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut p = Pacer::new(200.0, t0);
+        p.slips = true;
+        for op in 0..20u32 {
+            let due = t0 + us(5_000) * op;
+            // Ready 1 ms before the turn; the sleep wakes 300 us past it.
+            p.slip_to(due.checked_sub(us(1_000)).unwrap_or(t0));
+            p.take_turn(due + us(300));
+        }
+        assert_eq!(p.next, t0 + us(5_000) * 20, "the overshoots moved the schedule");
+        assert_eq!(p.late, 0);
+    }
+
+    #[test]
+    fn a_start_time_holds_the_first_op_and_the_clocks_until_then() {
+        let at = Instant::now() + Duration::from_millis(150);
+        let mut r = Recorder::new(Some(1000.0), Duration::from_secs(60), false).starting_at(at);
+        r.start();
+        assert_eq!(r.started, at, "the measured span starts at the due time");
+        r.before_op(&CancelToken::new()).unwrap();
+        assert!(Instant::now() >= at);
+        assert_eq!(r.started_late(), None);
+        // Ready after the due time: starts at once, and says how late.
+        let past = Instant::now();
+        let mut late = Recorder::new(Some(1000.0), Duration::from_secs(60), false).starting_at(past);
+        std::thread::sleep(Duration::from_millis(5));
+        late.start();
+        assert!(late.started_late().unwrap() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_sequential_pace_slips_where_a_steady_one_catches_up() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut steady = Pacer::new(100.0, t0);
+        let mut sequential = Pacer::new(100.0, t0);
+        sequential.slips = true;
+        for p in [&mut steady, &mut sequential] {
+            p.take_turn(t0);
+            // Ready for the second op 40 ms late (a put stalled behind a
+            // commit).
+            p.slip_to(t0 + ms(50));
+            p.take_turn(t0 + ms(50));
+            assert_eq!(p.late, 1);
+        }
+        // The schedule owes three more ops at once; one client sends the
+        // next a full interval after the late one.
+        assert_eq!(steady.next, t0 + ms(20));
+        assert_eq!(sequential.next, t0 + ms(60));
     }
 
     #[test]

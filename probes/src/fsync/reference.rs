@@ -34,6 +34,8 @@ pub fn recipe_params(params: &Params) -> Params {
         segment_size: ByteSize(ETCD_SEGMENT_BYTES),
         fio_reference: false,
         backend_interval: None,
+        sequential: false,
+        start_at: None,
         ..params.clone()
     }
 }

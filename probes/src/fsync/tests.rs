@@ -322,3 +322,32 @@ fn a_zero_backend_interval_turns_the_backend_off() {
     assert_eq!(r.facts["backend_interval_ms"], 0);
     assert!(!r.facts.contains_key("backend_commits"));
 }
+
+#[test]
+fn start_at_holds_the_first_sync_until_then_and_a_late_start_says_so() {
+    use crate::units::WallTime;
+    use std::time::SystemTime;
+    let dir = disk_dir();
+    let paced = |start_at: SystemTime| Params {
+        size: ByteSize(20 * 2300),
+        rate: Some(200.0),
+        start_at: Some(WallTime(start_at)),
+        ..Params::for_dir(dir.path())
+    };
+    let called = Instant::now();
+    let r = run(&paced(SystemTime::now() + Duration::from_millis(400)), &ProbeContext::local())
+        .unwrap();
+    // 20 syncs at 200/s take 95 ms once started; the start waited 400 ms.
+    assert!(called.elapsed() >= Duration::from_millis(400));
+    assert!(r.warnings.iter().all(|w| !w.contains("out of phase")), "{:?}", r.warnings);
+    assert_eq!(r.params["start_at"].as_str().unwrap().len(), "2026-12-02T09:00:00.000000000Z".len());
+
+    let r = run(&paced(SystemTime::now() - Duration::from_secs(10)), &ProbeContext::local())
+        .unwrap();
+    assert!(
+        r.warnings.iter().any(|w| w.contains("out of phase")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(entries(dir.path()).is_empty());
+}

@@ -39,6 +39,9 @@ pub struct NodeSync {
     /// And each synced batch's wait for the backend's batch lock
     /// (`backend_apply_wait`): the stall the model draws for a leader.
     pub backend_apply_wait: Option<LatencyHistogram>,
+    /// Whether those waits were timed for one client sending its puts in
+    /// turn (the probe's `sequential`) rather than an open schedule.
+    pub sequential: bool,
 }
 
 /// Which rtt measurements stand for a member-to-member round trip.
@@ -123,6 +126,7 @@ struct NodeHistograms {
     other: Option<LatencyHistogram>,
     backend: Option<LatencyHistogram>,
     apply_wait: Option<LatencyHistogram>,
+    sequential: bool,
 }
 
 /// Adds `hist` into `slot`; a histogram of another precision is left out
@@ -159,6 +163,7 @@ fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
         let slots = per_node.entry(node.name.clone()).or_default();
         if wal {
             merge_into(&mut slots.wal, hist);
+            slots.sequential |= r.params.get("sequential").and_then(|v| v.as_bool()) == Some(true);
             for (metric, slot) in [
                 (BACKEND_COMMIT_METRIC, &mut slots.backend),
                 (BACKEND_APPLY_WAIT_METRIC, &mut slots.apply_wait),
@@ -188,6 +193,7 @@ fn fsync_per_node(run: &RunRecord) -> BTreeMap<String, NodeSync> {
                     mode,
                     backend_commit,
                     backend_apply_wait,
+                    sequential: slots.sequential,
                 },
             ))
         })

@@ -120,6 +120,9 @@ pub struct BackendCommitSummary {
     /// p99 of the applies' waits (`backend_apply_wait`), where recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apply_wait_p99_ns: Option<u64>,
+    /// The waits were timed for one client sending its puts in turn.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sequential: bool,
 }
 
 /// A verdict and what it judges (a member, or the placement).
@@ -232,6 +235,7 @@ pub fn predict_with_request_time(
                         .backend_apply_wait
                         .as_ref()
                         .map(|w| w.value_at_quantile(0.99)),
+                    sequential: s.sequential,
                 }),
             })
         })

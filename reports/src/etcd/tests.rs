@@ -467,6 +467,9 @@ fn the_prediction_draws_the_leaders_recorded_apply_waits() {
                 res.metric("backend_commit", &constant(40 * MS), "ns")
                     .unwrap();
                 res.metric("backend_apply_wait", &waits, "ns").unwrap();
+                // Timed for one client sending its puts in turn.
+                res.params
+                    .insert("sequential".into(), serde_json::Value::Bool(true));
             }
         }
     }
@@ -485,5 +488,15 @@ fn the_prediction_draws_the_leaders_recorded_apply_waits() {
     assert!(close(commits.p99_ns, 40), "{commits:?}");
     assert!(close(commits.apply_wait_p99_ns.unwrap(), 30), "{commits:?}");
     assert!(p.member_sync.iter().any(|s| s.backend_commit.is_none()));
-    assert!(text::render(&p).contains("apply wait p99 "));
+    assert!(commits.sequential, "the waits' client shape is carried");
+    let text = text::render(&p);
+    assert!(text.contains("ms (one client in turn)"), "{text}");
+    let json = serde_json::to_value(&p).unwrap();
+    let b = json["member_sync"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["node"] == "b")
+        .unwrap();
+    assert_eq!(b["backend_commit"]["sequential"], true);
 }

@@ -30,7 +30,9 @@ pub fn render(p: &Prediction) -> String {
         let _ = writeln!(
             out,
             "plus the wait for the leader's backend commit at the apply: the leader's applies' \
-             waits as its fsync (etcd-wal) timed them, or, where not recorded, a commit of {1} \
+             waits as its fsync (etcd-wal) timed them, for the puts of many clients (an open \
+             schedule) or of one client in turn (--sequential) as it ran, or, where not \
+             recorded, a commit of {1} \
              fdatasyncs of its histogram every {0} ms (etcd's --backend-batch-interval default)",
             model::BACKEND_BATCH_INTERVAL_NS / 1_000_000,
             model::BACKEND_COMMIT_SYNCS,
@@ -76,9 +78,14 @@ pub fn render(p: &Prediction) -> String {
             .backend_commit
             .as_ref()
             .map(|b| {
+                let shape = if b.sequential {
+                    "one client in turn"
+                } else {
+                    "open schedule"
+                };
                 let wait = b
                     .apply_wait_p99_ns
-                    .map(|w| format!(", apply wait p99 {}", ms(w)))
+                    .map(|w| format!(", apply wait p99 {} ({shape})", ms(w)))
                     .unwrap_or_default();
                 format!(
                     "; backend commit p50 {}, p99 {} ({} commits){wait}",
