@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -31,23 +31,22 @@ impl fmt::Display for HumanDuration {
     }
 }
 
-impl Serialize for HumanDuration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// A wall-clock time in RFC 3339, UTC (`2026-12-02T09:00:00.5Z`), to the
 /// nanosecond; serializes back to that form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WallTime(pub SystemTime);
+
+impl WallTime {
+    /// The monotonic instant of this time, as far from now as it is (now,
+    /// if it lies further back than the monotonic clock reaches).
+    pub fn instant(&self) -> Instant {
+        let now = Instant::now();
+        match self.0.duration_since(SystemTime::now()) {
+            Ok(ahead) => now + ahead,
+            Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+        }
+    }
+}
 
 impl FromStr for WallTime {
     type Err = String;
@@ -67,18 +66,26 @@ impl fmt::Display for WallTime {
     }
 }
 
-impl Serialize for WallTime {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
+/// Serde through the text form users write in flags and plans: `Display`
+/// out, a string parsed by `FromStr` in.
+macro_rules! serde_as_text {
+    ($($t:ty),+) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
 }
 
-impl<'de> Deserialize<'de> for WallTime {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(HumanDuration, WallTime);
 
 /// A byte count written the human way: binary (KiB, MiB, GiB) and decimal
 /// (k/kB, M/MB, G/GB) suffixes; a bare number is bytes.
@@ -185,6 +192,12 @@ mod tests {
             .parse::<WallTime>()
             .unwrap_err()
             .contains("RFC 3339"));
+        // As far ahead or back on the monotonic clock as on the wall clock.
+        let hour = Duration::from_secs(3600);
+        let ahead = WallTime(SystemTime::now() + hour).instant();
+        assert!(ahead > Instant::now() + hour - Duration::from_secs(60));
+        let behind = WallTime(SystemTime::now() - Duration::from_secs(1)).instant();
+        assert!(behind < Instant::now());
     }
 
     #[test]

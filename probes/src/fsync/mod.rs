@@ -263,15 +263,6 @@ fn existing_dir(dir: &Path) -> Result<DirHandle, ProbeError> {
 /// warns that it is out of phase.
 const START_AT_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// The monotonic instant of a wall-clock time, as far from now as it is.
-fn instant_of(at: std::time::SystemTime) -> std::time::Instant {
-    let now = std::time::Instant::now();
-    match at.duration_since(std::time::SystemTime::now()) {
-        Ok(ahead) => now + ahead,
-        Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
-    }
-}
-
 /// Runs the mode's writer loop on its own OS thread.
 fn measure(
     params: &Params,
@@ -288,7 +279,7 @@ fn measure(
                     rec = rec.sequential();
                 }
                 if let Some(at) = params.start_at {
-                    rec = rec.starting_at(instant_of(at.0));
+                    rec = rec.starting_at(at.instant());
                 }
                 let outcome = match params.mode {
                     Mode::FioEtcd => fio_etcd::run(params, work, &ctx.cancel, &mut rec),
