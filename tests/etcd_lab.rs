@@ -12,6 +12,7 @@ use common::processes_mentioning;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use infraqual_probes::require_caps;
 
@@ -59,6 +60,15 @@ fn sweep_dead_runs() {
             .expect("the bench script sweeps");
         assert!(status.success(), "sweeping the run of pid {pid}");
     }
+}
+
+/// The Python interpreter that `python3` runs, past any wrapper.
+fn python_executable() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 runs");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 fn field(line: &str, name: &str) -> u64 {
@@ -191,8 +201,10 @@ fn a_killed_runs_leftovers_are_swept_by_the_next_run() {
     let marker = data_dir.join("one-region/node-1");
     std::fs::create_dir_all(&marker).unwrap();
     // A process the killed run recorded, still running, its data directory
-    // on its command line as etcd's is.
-    let mut orphan = Command::new("python3")
+    // on its command line as etcd's is. The interpreter itself, not a
+    // shim (pyenv's python3 is a script that execs it): mid-exec a command
+    // line reads empty, and a killed run's etcd had long finished starting.
+    let mut orphan = Command::new(python_executable())
         .args([
             "-c",
             "import time; time.sleep(300)",
@@ -200,6 +212,17 @@ fn a_killed_runs_leftovers_are_swept_by_the_next_run() {
         ])
         .spawn()
         .unwrap();
+    let started = Instant::now();
+    let cmdline = format!("/proc/{}/cmdline", orphan.id());
+    while !std::fs::read(&cmdline)
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker.to_str().unwrap()))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the orphan never showed its command line"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // The state directory appears whole (the other test of this file may
     // sweep at the same moment).
     let (run_dir, _) = STATE_PREFIX.rsplit_once('/').unwrap();
@@ -221,6 +244,22 @@ fn a_killed_runs_leftovers_are_swept_by_the_next_run() {
 
     assert!(!state_dir.exists(), "state directory swept");
     assert!(!data_dir.exists(), "data directory swept");
-    let status = orphan.wait().unwrap();
-    assert!(!status.success(), "the recorded process was stopped");
+    // The sweep waits out its own grace (5 s) before SIGKILL; a process
+    // still running well past that was never signalled.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = orphan.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = orphan.kill();
+            let _ = orphan.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the recorded process was stopped: {status:?}"
+    );
 }

@@ -159,12 +159,16 @@ fn mutual_tls_runs_the_right_client_and_refuses_none_or_another_cas() {
         "client_cert = \"client.pem\"\nclient_key = \"client.key\"\n",
     );
     let r = run_in(&["run", "right.toml"], Some(d));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The steal probe's verdict is the machine's (a shared host can fail
+    // it, exit 1); what this test judges is that the job ran over mutual
+    // TLS: a result and no error.
+    assert!(matches!(r.code, 0 | 1), "{}{}", r.stdout, r.stderr);
     let run = run_json(d);
     contract::assert_bundles_under(d);
     let mutual = node(&run, "mutual");
     assert_eq!(mutual["inventory"]["probe"], "inventory");
     assert_eq!(mutual["results"][0]["probe"], "steal", "{mutual}");
+    assert!(mutual["errors"].as_array().unwrap().is_empty(), "{mutual}");
 }
 
 #[test]
