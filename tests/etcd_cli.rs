@@ -175,7 +175,12 @@ fn measured_request_time_is_added_and_named_with_its_source() {
         r.stdout
     );
     assert!(r.stdout.contains("500 puts"), "{}", r.stdout);
-    assert!(r.stdout.contains(t), "the source is named: {}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("etcd cluster on loopback, tmpfs, from {t}")),
+        "the source is named as the file describes it: {}",
+        r.stdout
+    );
     let j = run(&["etcd", d, "--request-time", t, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     // oslo-2 commits at 2 ms (prints_placements_best_leader_flags_and_verdicts),
