@@ -57,7 +57,7 @@ pub struct RequestTimeSummary {
 
 impl RequestTime {
     /// One put latency in nanoseconds per line; blank lines and `#`
-    /// comments are skipped. The first comment, if any, says how the
+    /// comments are skipped. The first non-empty comment, if any, says how the
     /// latencies were measured and becomes the source: only the file
     /// knows (the bench places its tmpfs cluster as the real one).
     pub fn read(path: &Path) -> Result<Self, RequestTimeError> {
@@ -74,7 +74,10 @@ impl RequestTime {
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if let Some(comment) = line.strip_prefix('#') {
-                described_as.get_or_insert_with(|| comment.trim().to_string());
+                let comment = comment.trim();
+                if described_as.is_none() && !comment.is_empty() {
+                    described_as = Some(comment.to_string());
+                }
                 continue;
             }
             if line.is_empty() {
@@ -93,7 +96,7 @@ impl RequestTime {
                 count: hist.len(),
             });
         }
-        let source = match described_as.filter(|d| !d.is_empty()) {
+        let source = match described_as {
             Some(description) => format!("{description}, from {}", path.display()),
             None => format!("put latencies from {}", path.display()),
         };
