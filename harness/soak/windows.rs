@@ -329,7 +329,10 @@ mod tests {
                 slow.record(30_000_000);
             }
             i.series[0].1 = slow;
-            i.series.push(("fsync/fdatasync_each".into(), each));
+            i.series.push((
+                format!("fsync/{}", infraqual_probes::fsync::JUDGED_PACED_METRIC),
+                each,
+            ));
         }
         let fsync = fsync_result(&log);
         let overall = fsync

@@ -307,7 +307,7 @@ fn add_measurements(
 ) -> Result<(), ProbeError> {
     result.metric("fdatasync", &rec.fdatasync, "ns")?;
     if let Some(each) = &rec.fdatasync_each {
-        result.metric("fdatasync_each", each, "ns")?;
+        result.metric(JUDGED_PACED_METRIC, each, "ns")?;
     }
     result.metric("write", &rec.write, "ns")?;
     if let Some(rollover) = &outcome.rollover {

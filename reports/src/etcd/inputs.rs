@@ -21,7 +21,7 @@ const SYNC_METRIC: &str = "fdatasync";
 /// coordinated-omission correction: a put pays the one sync its entry
 /// rides on, never the ones a stalled fixed-rate sender would have made,
 /// and etcd's own WAL fsync histogram has no back-fill either.
-const SYNC_EACH_METRIC: &str = "fdatasync_each";
+const SYNC_EACH_METRIC: &str = infraqual_probes::fsync::JUDGED_PACED_METRIC;
 /// The etcd-wal mode's bbolt-style commits, every backend interval.
 const BACKEND_COMMIT_METRIC: &str = "backend_commit";
 const BACKEND_APPLY_WAIT_METRIC: &str = infraqual_probes::fsync::BACKEND_APPLY_WAIT_METRIC;
