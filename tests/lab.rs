@@ -407,10 +407,10 @@ fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
     // load on a shared machine falls on both rather than on whichever ran
     // second (CI once read 31.5 ms with lanes against 26.7 ms one in
     // flight, run one after the other; here both read 26.4 ms).
-    const PAIRS: u32 = 4;
+    const TURNS: u32 = 4;
     const COUNT: u32 = 50;
     let (mut ones, mut laned) = (Vec::new(), Vec::new());
-    for _ in 0..PAIRS {
+    for _ in 0..TURNS {
         ones.push(wan_rtt(&lab, 1, COUNT));
         laned.push(wan_rtt(&lab, 8, COUNT));
     }
@@ -428,7 +428,7 @@ fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
                 "{key}: no back-filling"
             );
             eprintln!(
-                "{key} this pair: one in flight p50 {} ns, 8 lanes p50 {} ns",
+                "{key} this turn: one in flight p50 {} ns, 8 lanes p50 {} ns",
                 a.metrics[&key].p50, b.metrics[&key].p50
             );
         }
@@ -443,8 +443,8 @@ fn pipelined_and_one_in_flight_agree_on_a_wan_path() {
         for path in ["native", "overlay"] {
             let key = format!("oslo-1->frankfurt-1/{path}/{kind}");
             let (a, b) = (one.metrics[&key].p50 as f64, lanes.metrics[&key].p50 as f64);
-            eprintln!("{key}: one in flight p50 {a} ns, 8 lanes p50 {b} ns ({PAIRS} turns each)");
-            assert_eq!(lanes.metrics[&key].count, u64::from(PAIRS * COUNT), "{key}");
+            eprintln!("{key}: one in flight p50 {a} ns, 8 lanes p50 {b} ns ({TURNS} turns each)");
+            assert_eq!(lanes.metrics[&key].count, u64::from(TURNS * COUNT), "{key}");
             // UDP replies are timed by the kernel (see docs/measurement.md);
             // TCP's are timed by a thread, whose wait for a CPU on a loaded
             // test machine is not the path's, so only UDP is held to 5 %.
